@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "dispatcher.h"
+#include "functions.h"
 
 /* Fills out (37 bytes) with a random version-4 UUID, lower case, as Lambda's request ids. */
 static void make_request_id(char out[LGW_REQUEST_ID_LEN + 1])
@@ -233,4 +234,24 @@ enum lgw_errc lgw_function_name_parse(const char *s, struct lgw_function_ref *re
         copy_span(ref->qualifier, sizeof(ref->qualifier), qual, qual_len);
     }
     return LGW_OK;
+}
+
+void lgw_function_config_init(struct lgw_function_config *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+void lgw_function_config_release(struct lgw_function_config *c)
+{
+    if (!c)
+        return;
+    json_decref(c->environment);
+    c->environment = NULL;
+}
+
+void lgw_function_config_copy(struct lgw_function_config *dst,
+                              const struct lgw_function_config *src)
+{
+    *dst = *src;
+    json_incref(dst->environment);
 }
