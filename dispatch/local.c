@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "context.h"
+#include "json.h"
 #include "local.h"
 
 enum job_state { JOB_QUEUED, JOB_RUNNING, JOB_ANSWERED };
@@ -260,14 +261,15 @@ static void iso_time(char *out, size_t cap)
     snprintf(out + n, cap - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 }
 
-/* Writes one raw log line (START/END/REPORT, or a formatted function line). */
-static void job_log_raw(struct job *j, const char *line, size_t len)
+/* Writes one log line to the invocation's log (what Tail returns); the function's own lines
+ * (echo = true) are also copied to stderr when function_logs is on. */
+static void job_log_raw(struct job *j, const char *line, size_t len, bool echo)
 {
     pthread_mutex_lock(&j->log_lock);
     log_write(&j->log, line, len);
     log_write(&j->log, "\n", 1);
     pthread_mutex_unlock(&j->log_lock);
-    if (j->d->opt.function_logs)
+    if (echo && j->d->opt.function_logs)
         fprintf(stderr, "[%s] %.*s\n", j->fn->cfg.name, (int)len, line);
 }
 
@@ -294,7 +296,7 @@ static void ctx_log(struct lgw_exec_ctx *ctx, const char *line, size_t len)
     /* The shape Lambda's managed runtimes give a log line: time, request id, level, text. */
     n = snprintf(buf, sizeof(buf), "%s\t%s\tINFO\t%.*s", when, j->request_id, (int)len, line);
     if (n > 0)
-        job_log_raw(j, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+        job_log_raw(j, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1, true);
 }
 
 static void ctx_notify(struct lgw_exec_ctx *ctx, const char *type, const char *message)
@@ -310,7 +312,7 @@ static void ctx_notify(struct lgw_exec_ctx *ctx, const char *type, const char *m
     n = snprintf(buf, sizeof(buf), "%s\t%s\tERROR\tnotify %s: %s", "", j->request_id, type,
                  message);
     if (n > 0)
-        job_log_raw(j, buf + 1, ((size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) - 1);
+        job_log_raw(j, buf + 1, ((size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1) - 1, true);
 }
 
 static const struct lgw_exec_ctx_ops local_ctx_ops = {
@@ -367,10 +369,11 @@ static char *error_payload(const char *type, const char *message, const char *re
 {
     json_t *o = json_pack("{s:s,s:s,s:s,s:[]}", "errorMessage", message ? message : "",
                           "errorType", type, "requestId", request_id, "stackTrace");
-    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    char *s = o ? lgw_json_dumps(o, len) : NULL;
 
     json_decref(o);
-    *len = s ? strlen(s) : 0;
+    if (!s)
+        *len = 0;
     return s;
 }
 
@@ -399,17 +402,18 @@ static void job_run(struct job *j, struct lgw_invocation *out)
         .client_context = j->client_context,
     };
     n = snprintf(line, sizeof(line), "START RequestId: %s Version: $LATEST", j->request_id);
-    job_log_raw(j, line, (size_t)n);
+    job_log_raw(j, line, (size_t)n, false);
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
     res = f->def->fn(&j->ctx);
 
     clock_gettime(CLOCK_MONOTONIC, &t1);
     if (res && !j->ctx.raised) {
-        char *s = json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY);
+        size_t slen = 0;
+        char *s = lgw_json_dumps(res, &slen);
         if (!s) {
             lgw_error_set(&out->err, LGW_EINTERNAL, "out of memory encoding the result");
-        } else if (strlen(s) > LGW_RESPONSE_MAX) {
+        } else if (slen > LGW_RESPONSE_MAX) {
             size_t len;
             char msg[128];
             snprintf(msg, sizeof(msg),
@@ -421,7 +425,7 @@ static void job_run(struct job *j, struct lgw_invocation *out)
             free(s);
         } else {
             out->result = s;
-            out->result_len = strlen(s);
+            out->result_len = slen;
         }
     } else {
         const char *type = j->ctx.raised ? j->ctx.error_type : "Runtime.InvalidResponse";
@@ -437,19 +441,19 @@ static void job_run(struct job *j, struct lgw_invocation *out)
         k = snprintf(buf, sizeof(buf), "%s\tERROR\tInvoke Error\t%s", j->request_id,
                      p ? p : type);
         if (k > 0)
-            job_log_raw(j, buf, (size_t)k < sizeof(buf) ? (size_t)k : sizeof(buf) - 1);
+            job_log_raw(j, buf, (size_t)k < sizeof(buf) ? (size_t)k : sizeof(buf) - 1, true);
     }
     json_decref(res);
 
     ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     getrusage(RUSAGE_SELF, &ru);
     n = snprintf(line, sizeof(line), "END RequestId: %s", j->request_id);
-    job_log_raw(j, line, (size_t)n);
+    job_log_raw(j, line, (size_t)n, false);
     n = snprintf(line, sizeof(line),
                  "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %lld ms\tMemory "
                  "Size: %u MB\tMax Memory Used: %ld MB\t",
                  j->request_id, ms, (long long)ms + 1, f->cfg.memory_mb, ru.ru_maxrss / 1024);
-    job_log_raw(j, line, (size_t)n);
+    job_log_raw(j, line, (size_t)n, false);
     if (j->log_tail)
         out->log_tail_b64 = log_tail_b64(&j->log);
 }
@@ -483,9 +487,10 @@ static void timeout_answer(struct job *j)
     lgw_error_set(&scratch.err, LGW_ETIMEDOUT, "%s", msg);
     {
         json_t *o = json_pack("{s:s,s:s}", "errorType", "Sandbox.Timedout", "errorMessage", msg);
-        char *p = o ? json_dumps(o, JSON_COMPACT) : NULL;
+        char *p = o ? lgw_json_dumps(o, &len) : NULL;
         json_decref(o);
-        len = p ? strlen(p) : 0;
+        if (!p)
+            len = 0;
         lgw_error_take_payload(&scratch.err, p, len);
     }
     if (j->log_tail) {

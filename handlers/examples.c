@@ -46,7 +46,7 @@ static json_t *hello(struct lgw_exec_ctx *ctx)
         name = string_at(ev, "name", NULL);
     if (!name)
         name = "world";
-    body = json_pack("{s:s+++}", "message", "Hello, ", name, "!");
+    body = json_pack("{s:s++}", "message", "Hello, ", name, "!");
     if (!body)
         return lgw_raise(ctx, "MemoryError", "out of memory");
     text = json_dumps(body, JSON_COMPACT);
