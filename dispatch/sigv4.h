@@ -4,9 +4,14 @@
  * derived signing keys.
  *
  * The signer never sends anything: it takes a description of the request and hands back the
- * Authorization value plus the headers the caller must add. It allocates nothing in the common
- * case (buffers live on the stack and spill to the heap only for big requests), so it can run on
- * any thread, many at once.
+ * Authorization value plus the headers the caller must add. It keeps no state between calls
+ * except the optional key cache, so any number of threads can sign at once. Buffers live on the
+ * stack (under 16 KiB) and spill to the heap only for big requests.
+ *
+ * Inbound checks need the path and query exactly as they came off the wire: libmicrohttpd
+ * percent-decodes the URL it hands to the access handler by default, and a decoded
+ * "arn:aws:lambda:..." canonicalises differently from the "arn%3Aaws%3Alambda..." the client
+ * signed. The server must keep the raw request target (MHD_OPTION_URI_LOG_CALLBACK sees it).
  *
  * Errors: every function returns LGW_OK or an enum lgw_errc and, when `err` is not NULL, fills
  * it through lgw_error_set(). Bad input (malformed, over a bound) is LGW_EBADREQUEST; out of
@@ -25,13 +30,13 @@
 #include "error.h"
 
 /* Bounds. Input over any of them is refused with LGW_EBADREQUEST, never truncated. */
-#define LGW_SIGV4_PATH_MAX 4096          /* request path bytes, as on the wire */
-#define LGW_SIGV4_QUERY_MAX 8192         /* query string bytes, as on the wire */
-#define LGW_SIGV4_QUERY_PARAMS_MAX 128   /* '&'-separated query parameters */
-#define LGW_SIGV4_HEADERS_MAX 64         /* header entries passed in (repeats count) */
-#define LGW_SIGV4_HEADER_NAME_MAX 128    /* one header name */
-#define LGW_SIGV4_HEADER_VALUE_MAX 16384 /* one header value (session tokens can be long) */
-#define LGW_SIGV4_CANONICAL_MAX 131072   /* the whole canonical request */
+#define LGW_SIGV4_PATH_MAX 4096           /* request path bytes, as on the wire */
+#define LGW_SIGV4_QUERY_MAX 8192          /* query string bytes, as on the wire */
+#define LGW_SIGV4_QUERY_PARAMS_MAX 128    /* '&'-separated query parameters */
+#define LGW_SIGV4_HEADERS_MAX 64          /* header entries passed in (repeats count) */
+#define LGW_SIGV4_HEADER_NAME_MAX 128     /* one header name */
+#define LGW_SIGV4_HEADER_VALUE_MAX 16384  /* one header value (session tokens can be long) */
+#define LGW_SIGV4_CANONICAL_MAX 131072    /* the whole canonical request */
 #define LGW_SIGV4_SIGNED_HEADERS_MAX 1024 /* "host;x-amz-date;..." */
 #define LGW_SIGV4_ACCESS_KEY_MAX 128
 #define LGW_SIGV4_SECRET_MAX 128
@@ -39,14 +44,14 @@
 #define LGW_SIGV4_SERVICE_MAX 32
 #define LGW_SIGV4_AUTHZ_HEADER_MAX 2048 /* an inbound Authorization value */
 
-#define LGW_SIGV4_HEX_LEN 64     /* a SHA-256 / HMAC-SHA256 in lowercase hex */
-#define LGW_SIGV4_KEY_LEN 32     /* a derived signing key */
+#define LGW_SIGV4_HEX_LEN 64      /* a SHA-256 / HMAC-SHA256 in lowercase hex */
+#define LGW_SIGV4_KEY_LEN 32      /* a derived signing key */
 #define LGW_SIGV4_AMZ_DATE_LEN 16 /* 20150830T123600Z */
 #define LGW_SIGV4_DATE_LEN 8      /* 20150830 */
 /* "AWS4-HMAC-SHA256 Credential=K/D/R/S/aws4_request, SignedHeaders=H, Signature=X" */
-#define LGW_SIGV4_AUTHORIZATION_MAX                                                            \
-    (sizeof("AWS4-HMAC-SHA256 Credential=////aws4_request, SignedHeaders=, Signature=") +      \
-     LGW_SIGV4_ACCESS_KEY_MAX + LGW_SIGV4_DATE_LEN + LGW_SIGV4_REGION_MAX +                    \
+#define LGW_SIGV4_AUTHORIZATION_MAX                                                                \
+    (sizeof("AWS4-HMAC-SHA256 Credential=////aws4_request, SignedHeaders=, Signature=") +          \
+     LGW_SIGV4_ACCESS_KEY_MAX + LGW_SIGV4_DATE_LEN + LGW_SIGV4_REGION_MAX +                        \
      LGW_SIGV4_SERVICE_MAX + LGW_SIGV4_SIGNED_HEADERS_MAX + LGW_SIGV4_HEX_LEN)
 
 /* The literal payload hash for requests whose body is not signed (S3 style). */
@@ -135,7 +140,7 @@ struct lgw_sigv4_out_header {
 };
 
 /*
- * What signing produced. Caller-owned (a stack variable is fine, about 2.5 KiB); the strings
+ * What signing produced. Caller-owned (a stack variable is fine, about 1.5 KiB); the strings
  * are NUL-terminated arrays inside it. `add` points into this struct and at the credentials'
  * session token, so it is valid while both are.
  */
@@ -210,8 +215,8 @@ enum lgw_errc lgw_sigv4_parse_authorization(const char *value, size_t len,
  */
 enum lgw_errc lgw_sigv4_expected_signature(const struct lgw_sigv4_request *req,
                                            const struct lgw_sigv4_options *opts,
-                                           const struct lgw_sigv4_auth *auth,
-                                           const char *amz_date, const char *secret_key,
+                                           const struct lgw_sigv4_auth *auth, const char *amz_date,
+                                           const char *secret_key,
                                            struct lgw_sigv4_key_cache *cache,
                                            char out_hex[LGW_SIGV4_HEX_LEN + 1],
                                            struct lgw_sigv4_debug *dbg, struct lgw_error *err);
@@ -252,10 +257,8 @@ void lgw_sigv4_key_cache_free(struct lgw_sigv4_key_cache *cache);
 /* Looks the key up, deriving and storing it on a miss. cache may be NULL (always derives). */
 enum lgw_errc lgw_sigv4_key_cache_get(struct lgw_sigv4_key_cache *cache, const char *secret_key,
                                       const char *date, const char *region, const char *service,
-                                      unsigned char out[LGW_SIGV4_KEY_LEN],
-                                      struct lgw_error *err);
+                                      unsigned char out[LGW_SIGV4_KEY_LEN], struct lgw_error *err);
 /* Counters since creation, for tests and /metrics. Either pointer may be NULL. */
-void lgw_sigv4_key_cache_stats(struct lgw_sigv4_key_cache *cache, uint64_t *hits,
-                               uint64_t *misses);
+void lgw_sigv4_key_cache_stats(struct lgw_sigv4_key_cache *cache, uint64_t *hits, uint64_t *misses);
 
 #endif
