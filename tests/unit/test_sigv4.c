@@ -1138,6 +1138,31 @@ static void test_canonical_forms(void **state)
     check_canonical("/", "k=%7e%7E~&x=a+b&e", true, true, "/\ne=&k=~~~&x=a%2Bb");
     check_canonical("/", "a=%2f/&&b=c=d&", true, true, "/\na=%2F%2F&b=c%3Dd");
     check_canonical("/", "%E1%88%B4=1&Param=2", true, true, "/\n%E1%88%B4=1&Param=2");
+
+    /* Every byte value through the path encoder, both modes, against the rule spelled out. */
+    for (int pct_kept = 0; pct_kept < 2; pct_kept++) {
+        char path[257], want[3 * 256 + 8], *got;
+        size_t w = 0;
+
+        for (int c = 1; c < 256; c++)
+            path[c - 1] = (char)c;
+        path[0] = '/'; /* byte 1 replaced: the path must start with '/' */
+        path[255] = '\0';
+        for (int i = 0; i < 255; i++) {
+            unsigned char c = (unsigned char)path[i];
+
+            if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                c == '-' || c == '_' || c == '.' || c == '~' || c == '/' || (pct_kept && c == '%'))
+                want[w++] = (char)c;
+            else
+                w += (size_t)snprintf(want + w, 4, "%%%02X", c);
+        }
+        want[w++] = '\n';
+        want[w] = '\0';
+        got = canonical_of(path, NULL, false, !pct_kept);
+        assert_string_equal(got, want);
+        free(got);
+    }
 }
 
 /* ---- bounds and refusals ---- */
