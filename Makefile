@@ -46,6 +46,8 @@ LIB := $(B)/liblgw.a
 SRVLIB := $(B)/liblgw-server.a
 BIN := $(B)/lambda-gateway
 
+.SECONDARY:
+
 .PHONY: all run test check unit integration format format-check clean deps bench
 
 all: $(BIN) $(PLUGINS)
@@ -83,7 +85,8 @@ $(B)/tests/%: $(B)/obj/tests/unit/%.o $(LIB)
 
 $(B)/plugins/lib%.so: tests/plugins/%.c handlers/lgw_handler.h
 	@mkdir -p $(@D)
-	$(CC) -std=c11 $(WARN) $(CFLAGS) $(SANFLAGS) -fPIC -shared -Ihandlers $(PKG_CFLAGS) \
+	$(CC) -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) $(CFLAGS) $(SANFLAGS) -fPIC -shared \
+		-Ihandlers $(PKG_CFLAGS) \
 		-o $@ $< $(PKG_LIBS)
 
 $(B)/bench/%: bench/%.c $(LIB)

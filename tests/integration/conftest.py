@@ -1,0 +1,150 @@
+"""Shared fixtures: start the real gateway binary on a free loopback port and talk HTTP to it.
+
+LGW_BIN names the binary (build/lambda-gateway by default; the sanitizer run passes
+build/san/lambda-gateway). Every gateway a test starts is stopped with SIGTERM at the end, and the
+test fails if it did not exit 0 or if a sanitizer reported anything on its stderr.
+"""
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.path.join(ROOT, os.environ.get("LGW_BIN", "build/lambda-gateway"))
+PLUGIN_DIR = os.path.join(ROOT, os.environ.get("LGW_PLUGIN_DIR", "build/plugins"))
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "WARNING: ThreadSanitizer")
+
+
+class Gateway:
+    """One running lambda-gateway process."""
+
+    def __init__(self, args=(), config=None, env=None, start_timeout=10):
+        self.tmp = tempfile.TemporaryDirectory(prefix="lgw-test-")
+        argv = [BIN, "--listen", "127.0.0.1:0"]
+        if config is not None:
+            path = os.path.join(self.tmp.name, "config.json")
+            with open(path, "w") as f:
+                json.dump(config, f)
+            argv += ["--config", path]
+        argv += list(args)
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith(("LGW_", "AWS_"))}
+        full_env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        full_env.update(env or {})
+        self.stderr_path = os.path.join(self.tmp.name, "stderr")
+        self._stderr = open(self.stderr_path, "wb")
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr,
+                                     env=full_env)
+        self.banner = self._read_banner(start_timeout)
+        m = re.search(r"listening on http://127\.0\.0\.1:(\d+)", self.banner)
+        assert m, f"no listening line: {self.banner!r}\n{self.stderr()}"
+        self.port = int(m.group(1))
+        self.host = "127.0.0.1"
+        self.returncode = None
+
+    def _read_banner(self, timeout):
+        result = {}
+
+        def read():
+            result["line"] = self.proc.stdout.readline().decode()
+
+        t = threading.Thread(target=read, daemon=True)
+        t.start()
+        t.join(timeout)
+        if "line" not in result or not result["line"]:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"gateway did not start: {self.stderr()}")
+        return result["line"]
+
+    def stderr(self):
+        self._stderr.flush()
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def conn(self, timeout=30):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """Returns (status, headers dict with lower-case names, body bytes)."""
+        c = self.conn(timeout)
+        try:
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body).encode()
+            elif isinstance(body, str):
+                body = body.encode()
+            c.request(method, path, body=body, headers=headers or {})
+            r = c.getresponse()
+            data = r.read()
+            return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+        finally:
+            c.close()
+
+    def post(self, path, body=None, headers=None, timeout=30):
+        return self.request("POST", path, body if body is not None else b"", headers, timeout)
+
+    def post_json(self, path, body=None, headers=None, timeout=30):
+        status, hdrs, data = self.post(path, body, headers, timeout)
+        return status, hdrs, json.loads(data) if data else None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.returncode is not None:
+            return self.returncode
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("gateway did not stop within %ss" % timeout)
+        self.proc.stdout.close()
+        self._stderr.close()
+        return self.returncode
+
+    def check_clean_exit(self):
+        rc = self.stop()
+        err = self.stderr()
+        for mark in SANITIZER_MARKS:
+            assert mark not in err, f"sanitizer report:\n{err[-6000:]}"
+        assert rc == 0, f"exit status {rc}:\n{err[-3000:]}"
+
+
+@pytest.fixture
+def start_gateway():
+    """Factory: start_gateway(args=(), config=None, env=None) -> Gateway; stopped and checked
+    after the test."""
+    started = []
+
+    def start(*args, **kwargs):
+        g = Gateway(*args, **kwargs)
+        started.append(g)
+        return g
+
+    yield start
+    for g in started:
+        g.check_clean_exit()
+
+
+@pytest.fixture(scope="module")
+def gw():
+    """A default local-mode gateway shared by a module's tests."""
+    g = Gateway()
+    yield g
+    g.check_clean_exit()
+
+
+def wait_until(pred, timeout=10, interval=0.02):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(interval)
+    return pred()
