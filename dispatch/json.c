@@ -89,25 +89,34 @@ static void put_string(struct out *o, const char *s, size_t n)
     put(o, "\"", 1);
 }
 
+/* Writes d as Python's repr() does: the fewest significant digits that read back to d, in
+ * fixed notation when the exponent is from -4 to 15 (always with a fraction: 100.0), else in
+ * exponent notation (1e+300, 2.5e-08). */
 static void put_real(struct out *o, double d)
 {
-    char b[40];
-    int n = 0;
+    char b[48];
+    int n = 0, p, exp;
 
     if (!isfinite(d)) {
         put(o, "null", 4); /* jansson never holds these; be safe anyway */
         return;
     }
-    for (int p = 1; p <= 17; p++) {
-        n = snprintf(b, sizeof(b), "%.*g", p, d);
+    for (p = 1; p <= 17; p++) {
+        n = snprintf(b, sizeof(b), "%.*e", p - 1, d);
         if (strtod(b, NULL) == d)
             break;
     }
-    /* Keep it a real: 1 becomes 1.0, as jansson and Python write floats. */
-    if (!strpbrk(b, ".eEn")) {
-        b[n++] = '.';
-        b[n++] = '0';
-        b[n] = '\0';
+    if (p > 17)
+        p = 17;
+    exp = atoi(strchr(b, 'e') + 1);
+    if (exp >= -4 && exp < 16) {
+        int decimals = p - 1 - exp;
+        n = snprintf(b, sizeof(b), "%.*f", decimals > 0 ? decimals : 0, d);
+        if (decimals <= 0) {
+            b[n++] = '.';
+            b[n++] = '0';
+            b[n] = '\0';
+        }
     }
     put(o, b, (size_t)n);
 }
