@@ -65,7 +65,8 @@ class Gateway:
         return result["line"]
 
     def stderr(self):
-        self._stderr.flush()
+        if not self._stderr.closed:
+            self._stderr.flush()
         with open(self.stderr_path, "rb") as f:
             return f.read().decode(errors="replace")
 
@@ -94,10 +95,16 @@ class Gateway:
         status, hdrs, data = self.post(path, body, headers, timeout)
         return status, hdrs, json.loads(data) if data else None
 
+    def send_signal(self, sig=signal.SIGTERM):
+        """Sends sig once; stop() then waits instead of signalling again (a second signal
+        means "exit now" to the gateway)."""
+        self.signalled = True
+        self.proc.send_signal(sig)
+
     def stop(self, sig=signal.SIGTERM, timeout=30):
         if self.returncode is not None:
             return self.returncode
-        if self.proc.poll() is None:
+        if self.proc.poll() is None and not getattr(self, "signalled", False):
             self.proc.send_signal(sig)
         try:
             self.returncode = self.proc.wait(timeout)
