@@ -100,8 +100,8 @@ enum lgw_errc lgw_dispatch_async_wait(struct lgw_dispatcher *d, struct lgw_invoc
 
 static bool name_char(char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 static bool span_valid(const char *s, size_t len, size_t max)
@@ -129,7 +129,7 @@ bool lgw_qualifier_valid(const char *q)
 }
 
 #define NAME_PATTERN                                                                               \
-    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"     \
+    "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?(function:)?"      \
     "([a-zA-Z0-9-_]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?"
 
 static enum lgw_errc bad_name(struct lgw_error *err, const char *s, const char *why)
@@ -181,7 +181,8 @@ enum lgw_errc lgw_function_name_parse(const char *s, struct lgw_function_ref *re
         const char *c = strchr(p, ':');
         size_t l = c ? (size_t)(c - p) : strlen(p);
         if (n == 9)
-            return bad_name(err, s, "Member must satisfy regular expression pattern: " NAME_PATTERN);
+            return bad_name(err, s,
+                            "Member must satisfy regular expression pattern: " NAME_PATTERN);
         part[n] = p;
         plen[n++] = l;
         if (!c)
@@ -190,12 +191,12 @@ enum lgw_errc lgw_function_name_parse(const char *s, struct lgw_function_ref *re
     }
     if (plen[0] == 3 && memcmp(part[0], "arn", 3) == 0) {
         /* arn:PARTITION:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER] */
-        if ((n != 7 && n != 8) || plen[1] < 3 || memcmp(part[1], "aws", 3) != 0 ||
-            plen[2] != 6 || memcmp(part[2], "lambda", 6) != 0 || plen[5] != 8 ||
-            memcmp(part[5], "function", 8) != 0 || !all_digits(part[4], plen[4]) ||
-            plen[4] != 12 || plen[3] == 0 ||
-            !copy_span(ref->region, sizeof(ref->region), part[3], plen[3]))
-            return bad_name(err, s, "Member must satisfy regular expression pattern: " NAME_PATTERN);
+        if ((n != 7 && n != 8) || plen[1] < 3 || memcmp(part[1], "aws", 3) != 0 || plen[2] != 6 ||
+            memcmp(part[2], "lambda", 6) != 0 || plen[5] != 8 ||
+            memcmp(part[5], "function", 8) != 0 || !all_digits(part[4], plen[4]) || plen[4] != 12 ||
+            plen[3] == 0 || !copy_span(ref->region, sizeof(ref->region), part[3], plen[3]))
+            return bad_name(err, s,
+                            "Member must satisfy regular expression pattern: " NAME_PATTERN);
         copy_span(ref->account, sizeof(ref->account), part[4], plen[4]);
         name = part[6];
         name_len = plen[6];
@@ -206,7 +207,8 @@ enum lgw_errc lgw_function_name_parse(const char *s, struct lgw_function_ref *re
     } else if (n >= 3 && plen[1] == 8 && memcmp(part[1], "function", 8) == 0) {
         /* ACCOUNT:function:NAME[:QUALIFIER] */
         if (n > 4 || plen[0] != 12 || !all_digits(part[0], plen[0]))
-            return bad_name(err, s, "Member must satisfy regular expression pattern: " NAME_PATTERN);
+            return bad_name(err, s,
+                            "Member must satisfy regular expression pattern: " NAME_PATTERN);
         copy_span(ref->account, sizeof(ref->account), part[0], plen[0]);
         name = part[2];
         name_len = plen[2];
@@ -230,7 +232,8 @@ enum lgw_errc lgw_function_name_parse(const char *s, struct lgw_function_ref *re
     if (qual) {
         if (!(qual_len == 7 && memcmp(qual, "$LATEST", 7) == 0) &&
             !span_valid(qual, qual_len, LGW_QUALIFIER_MAX))
-            return bad_name(err, s, "Member must satisfy regular expression pattern: " NAME_PATTERN);
+            return bad_name(err, s,
+                            "Member must satisfy regular expression pattern: " NAME_PATTERN);
         copy_span(ref->qualifier, sizeof(ref->qualifier), qual, qual_len);
     }
     return LGW_OK;

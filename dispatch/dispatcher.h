@@ -21,10 +21,10 @@
 #define LGW_REQUEST_ID_LEN 36 /* a UUID, as Lambda's request ids */
 #define LGW_FUNCTION_NAME_MAX 64
 #define LGW_QUALIFIER_MAX 128
-#define LGW_SYNC_PAYLOAD_MAX 6291456u   /* Lambda's request limit, RequestResponse */
-#define LGW_ASYNC_PAYLOAD_MAX 1048576u  /* Lambda's request limit, Event (since Oct 2025) */
-#define LGW_RESPONSE_MAX 6291556u       /* over this a response is Function.ResponseSizeTooLarge */
-#define LGW_LOG_TAIL_MAX 4096u          /* X-Amz-Log-Result holds the last 4 KB */
+#define LGW_SYNC_PAYLOAD_MAX 6291456u  /* Lambda's request limit, RequestResponse */
+#define LGW_ASYNC_PAYLOAD_MAX 1048576u /* Lambda's request limit, Event (since Oct 2025) */
+#define LGW_RESPONSE_MAX 6291556u      /* over this a response is Function.ResponseSizeTooLarge */
+#define LGW_LOG_TAIL_MAX 4096u         /* X-Amz-Log-Result holds the last 4 KB */
 
 enum lgw_invoke_type {
     LGW_INVOKE_SYNC = 0, /* RequestResponse */
@@ -44,16 +44,16 @@ struct lgw_invocation {
     json_t *event;         /* borrowed: the parsed event (never NULL: {} for an empty body) */
     const char *payload;   /* the event as raw JSON text, or NULL: lambda mode sends it as is */
     size_t payload_len;
-    const char *client_context; /* decoded X-Amz-Client-Context JSON text, or NULL */
-    bool log_tail;              /* X-Amz-Log-Type: Tail */
+    const char *client_context;              /* decoded X-Amz-Client-Context JSON text, or NULL */
+    bool log_tail;                           /* X-Amz-Log-Type: Tail */
     char request_id[LGW_REQUEST_ID_LEN + 1]; /* set by lgw_invocation_init */
 
     /* answer */
     char *result; /* owned: the function's result as JSON text (success only) */
     size_t result_len;
-    char *log_tail_b64;          /* owned: base64 of the last 4 KB of the log, if asked */
+    char *log_tail_b64; /* owned: base64 of the last 4 KB of the log, if asked */
     char executed_version[LGW_QUALIFIER_MAX + 1];
-    struct lgw_error err;        /* LGW_OK on success */
+    struct lgw_error err; /* LGW_OK on success */
 };
 
 /* Zeroes inv and gives it a fresh request id. */
@@ -72,8 +72,8 @@ struct lgw_dispatcher_ops {
                      void *arg);
     /* Hands the event over to run later and calls done once it is accepted (err LGW_OK) or
      * refused. The dispatcher copies what it needs: the request may be freed after done. */
-    void (*dispatch_async)(struct lgw_dispatcher *d, struct lgw_invocation *inv,
-                           lgw_done_fn done, void *arg);
+    void (*dispatch_async)(struct lgw_dispatcher *d, struct lgw_invocation *inv, lgw_done_fn done,
+                           void *arg);
     /* DryRun: calls done with LGW_OK when the function exists and may be invoked. */
     void (*check)(struct lgw_dispatcher *d, struct lgw_invocation *inv, lgw_done_fn done,
                   void *arg);

@@ -19,8 +19,7 @@ struct errc_row {
 static const struct errc_row errc_table[LGW_ERRC_COUNT] = {
     [LGW_OK] = {"OK", "OK", 200, 200, ""},
     [LGW_EBADREQUEST] = {"EBADREQUEST", "BadRequest", 400, 400, "InvalidRequestContentException"},
-    [LGW_ETOOLARGE] = {"ETOOLARGE", "RequestTooLarge", 413, 413,
-                       "RequestEntityTooLargeException"},
+    [LGW_ETOOLARGE] = {"ETOOLARGE", "RequestTooLarge", 413, 413, "RequestEntityTooLargeException"},
     [LGW_ENOTFOUND] = {"ENOTFOUND", "LambdaClientError", 404, 404, "ResourceNotFoundException"},
     [LGW_EDENIED] = {"EDENIED", "LambdaClientError", 403, 403, "AccessDeniedException"},
     [LGW_ETHROTTLED] = {"ETHROTTLED", "LambdaClientError", 429, 429, "TooManyRequestsException"},

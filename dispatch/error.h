@@ -44,7 +44,7 @@ struct lgw_error {
     int aws_status;                  /* Invoke API face HTTP status (200 for function errors) */
     char aws_type[LGW_AWS_TYPE_MAX]; /* x-amzn-ErrorType / awsErrorType; "" when none */
     char message[LGW_ERROR_MESSAGE_MAX];
-    char reason[64];     /* 429 "Reason" (e.g. ReservedFunctionConcurrentInvocationLimitExceeded) */
+    char reason[64]; /* 429 "Reason" (e.g. ReservedFunctionConcurrentInvocationLimitExceeded) */
     unsigned retry_after; /* seconds, for 429; 0 = none */
     char *payload;        /* LGW_EEXECUTE/LGW_ETIMEDOUT: the function's error JSON text, owned */
     size_t payload_len;
@@ -57,8 +57,8 @@ void lgw_error_release(struct lgw_error *e);
 /* Sets code, the table's statuses and AWS type, and a printf-style message. Returns code. */
 enum lgw_errc lgw_error_set(struct lgw_error *e, enum lgw_errc code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-enum lgw_errc lgw_error_setv(struct lgw_error *e, enum lgw_errc code, const char *fmt,
-                             va_list ap) __attribute__((format(printf, 3, 0)));
+enum lgw_errc lgw_error_setv(struct lgw_error *e, enum lgw_errc code, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 
 /* Takes ownership of payload (malloc'd JSON text) as the function's error payload. */
 void lgw_error_take_payload(struct lgw_error *e, char *payload, size_t len);

@@ -42,7 +42,7 @@ struct logbuf {
 struct local;
 
 struct job {
-    struct job *next;      /* in a queue */
+    struct job *next;          /* in a queue */
     struct job *tprev, *tnext; /* in the timer list while running (sync only) */
     struct local *d;
     struct fn *fn;
@@ -78,9 +78,9 @@ struct local {
     size_t nfns;
 
     pthread_mutex_t lock;
-    pthread_cond_t work;    /* a job was queued, capacity freed, or stop */
-    pthread_cond_t idle;    /* a job finished: drain re-checks */
-    pthread_cond_t tcond;   /* the timer list changed (monotonic clock) */
+    pthread_cond_t work;  /* a job was queued, capacity freed, or stop */
+    pthread_cond_t idle;  /* a job finished: drain re-checks */
+    pthread_cond_t tcond; /* the timer list changed (monotonic clock) */
     struct queue syncq, asyncq;
     struct job *timers; /* running sync jobs, by deadline */
     pthread_t *workers;
@@ -202,8 +202,8 @@ static struct fn *resolve(struct local *d, struct lgw_invocation *inv)
                       d->account, inv->function, inv->qualifier);
     else
         lgw_error_set(&inv->err, LGW_ENOTFOUND,
-                      "Function not found: arn:aws:lambda:%s:%s:function:%s", d->region,
-                      d->account, inv->function);
+                      "Function not found: arn:aws:lambda:%s:%s:function:%s", d->region, d->account,
+                      inv->function);
     return NULL;
 }
 
@@ -367,8 +367,8 @@ static struct job *job_new(struct local *d, struct fn *f, struct lgw_invocation 
 static char *error_payload(const char *type, const char *message, const char *request_id,
                            size_t *len)
 {
-    json_t *o = json_pack("{s:s,s:s,s:s,s:[]}", "errorMessage", message ? message : "",
-                          "errorType", type, "requestId", request_id, "stackTrace");
+    json_t *o = json_pack("{s:s,s:s,s:s,s:[]}", "errorMessage", message ? message : "", "errorType",
+                          type, "requestId", request_id, "stackTrace");
     char *s = o ? lgw_json_dumps(o, len) : NULL;
 
     json_decref(o);
@@ -438,8 +438,7 @@ static void job_run(struct job *j, struct lgw_invocation *out)
 
         lgw_error_set(&out->err, LGW_EEXECUTE, "%s: %s", type, msg);
         lgw_error_take_payload(&out->err, p, len);
-        k = snprintf(buf, sizeof(buf), "%s\tERROR\tInvoke Error\t%s", j->request_id,
-                     p ? p : type);
+        k = snprintf(buf, sizeof(buf), "%s\tERROR\tInvoke Error\t%s", j->request_id, p ? p : type);
         if (k > 0)
             job_log_raw(j, buf, (size_t)k < sizeof(buf) ? (size_t)k : sizeof(buf) - 1, true);
     }
@@ -496,8 +495,8 @@ static void timeout_answer(struct job *j)
     if (j->log_tail) {
         struct logbuf copy;
         char line[200];
-        int n = snprintf(line, sizeof(line), "%s Task timed out after %.2f seconds",
-                         j->request_id, j->fn->cfg.timeout_ms / 1000.0);
+        int n = snprintf(line, sizeof(line), "%s Task timed out after %.2f seconds", j->request_id,
+                         j->fn->cfg.timeout_ms / 1000.0);
         /* The handler is still running and may log: answer with a copy. */
         pthread_mutex_lock(&j->log_lock);
         copy = j->log;
@@ -652,8 +651,7 @@ static void local_dispatch(struct lgw_dispatcher *base, struct lgw_invocation *i
     if (f->cfg.concurrency && f->inflight >= f->cfg.concurrency) {
         pthread_mutex_unlock(&d->lock);
         job_free(j);
-        throttle(inv, "ReservedFunctionConcurrentInvocationLimitExceeded",
-                 "Rate Exceeded.");
+        throttle(inv, "ReservedFunctionConcurrentInvocationLimitExceeded", "Rate Exceeded.");
         goto refuse;
     }
     if (d->syncq.len >= d->opt.sync_queue_max) {
@@ -705,8 +703,8 @@ out:
     done(inv, arg);
 }
 
-static void local_check(struct lgw_dispatcher *base, struct lgw_invocation *inv,
-                        lgw_done_fn done, void *arg)
+static void local_check(struct lgw_dispatcher *base, struct lgw_invocation *inv, lgw_done_fn done,
+                        void *arg)
 {
     struct local *d = (struct local *)base;
 

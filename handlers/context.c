@@ -110,9 +110,9 @@ static void default_sink(const struct lgw_notice *n, void *arg)
     char *line;
 
     (void)arg;
-    o = json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:s}", "time", (json_int_t)lgw_now_ms(), "level",
-                  "error", "event", "notify", "function", n->function, "requestId",
-                  n->request_id, "errorType", n->error_type);
+    o = json_pack("{s:I,s:s,s:s,s:s?,s:s?,s:s}", "time", (json_int_t)lgw_now_ms(), "level", "error",
+                  "event", "notify", "function", n->function, "requestId", n->request_id,
+                  "errorType", n->error_type);
     if (!o)
         return;
     json_object_set_new(o, "errorMessage", json_string(n->message ? n->message : ""));

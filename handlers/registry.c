@@ -120,8 +120,7 @@ int lgw_registry_add_table(struct lgw_registry *r, const struct lgw_handler_def 
         return -1;
     }
     if (r->count + n > REGISTRY_MAX_HANDLERS) {
-        snprintf(errbuf, errlen, "%s: more than %d handlers in all", origin,
-                 REGISTRY_MAX_HANDLERS);
+        snprintf(errbuf, errlen, "%s: more than %d handlers in all", origin, REGISTRY_MAX_HANDLERS);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
@@ -133,8 +132,7 @@ int lgw_registry_add_table(struct lgw_registry *r, const struct lgw_handler_def 
     return 0;
 }
 
-int lgw_registry_load_plugin(struct lgw_registry *r, const char *path, char *errbuf,
-                             size_t errlen)
+int lgw_registry_load_plugin(struct lgw_registry *r, const char *path, char *errbuf, size_t errlen)
 {
     void *h = NULL;
     const struct lgw_handler_def *defs;
@@ -147,8 +145,8 @@ int lgw_registry_load_plugin(struct lgw_registry *r, const char *path, char *err
     /* A bare file name would make dlopen search the library path; users mean the file. */
     if (!strchr(path, '/')) {
         snprintf(errbuf, errlen,
-                 "InvalidFunctionTypeError: handler library '%s' must be a path (write ./%s)",
-                 path, path);
+                 "InvalidFunctionTypeError: handler library '%s' must be a path (write ./%s)", path,
+                 path);
         goto out;
     }
     h = dlopen(path, RTLD_NOW | RTLD_LOCAL);

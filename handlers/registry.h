@@ -33,8 +33,7 @@ int lgw_registry_add_table(struct lgw_registry *r, const struct lgw_handler_def 
 
 /* dlopen()s path and adds its `lgw_handlers` table; -1 with errbuf set when the file cannot be
  * loaded, exports no table or has a bad entry. */
-int lgw_registry_load_plugin(struct lgw_registry *r, const char *path, char *errbuf,
-                             size_t errlen);
+int lgw_registry_load_plugin(struct lgw_registry *r, const char *path, char *errbuf, size_t errlen);
 
 /* The handler named name, or NULL. Borrowed. */
 const struct lgw_handler_def *lgw_registry_find(const struct lgw_registry *r, const char *name);

@@ -230,7 +230,7 @@ static int get_str(json_t *obj, const char *key, char *out, size_t cap, const ch
 static int parse_function(struct lgw_config *c, const char *name, json_t *f, const char *origin,
                           char *err, size_t errlen)
 {
-    static const char *const keys[] = {"handler",     "target",  "timeout", "memory",
+    static const char *const keys[] = {"handler",     "target",  "timeout",     "memory",
                                        "concurrency", "aliases", "environment", NULL};
     struct lgw_function_config *fc;
     char where[LGW_FUNCTION_NAME_MAX + 64];
@@ -303,8 +303,8 @@ static int parse_route(struct lgw_config *c, json_t *r, size_t idx, const char *
                        size_t errlen)
 {
     static const char *const keys[] = {"method", "path", "function", "payload", NULL};
-    static const char *const methods[] = {"GET",   "POST",    "PUT", "DELETE",
-                                          "PATCH", "OPTIONS", "HEAD", "ANY", NULL};
+    static const char *const methods[] = {"GET",     "POST", "PUT", "DELETE", "PATCH",
+                                          "OPTIONS", "HEAD", "ANY", NULL};
     struct lgw_route_config *rc;
     char where[96];
     json_t *v;
@@ -349,14 +349,24 @@ static int parse_route(struct lgw_config *c, json_t *r, size_t idx, const char *
 int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, const char *origin,
                           char *err, size_t errlen)
 {
-    static const char *const keys[] = {
-        "listen",       "mode",        "handlers",  "region",     "account_id",
-        "functions",    "routes",      "allow",     "limits",     "access_log",
-        "function_logs", "serve_all_handlers", "allow_any_function", "access_keys", NULL};
-    static const char *const limit_keys[] = {"max_workers",     "sync_queue",
-                                             "async_queue",     "http_threads",
-                                             "max_connections", "connection_timeout",
-                                             NULL};
+    static const char *const keys[] = {"listen",
+                                       "mode",
+                                       "handlers",
+                                       "region",
+                                       "account_id",
+                                       "functions",
+                                       "routes",
+                                       "allow",
+                                       "limits",
+                                       "access_log",
+                                       "function_logs",
+                                       "serve_all_handlers",
+                                       "allow_any_function",
+                                       "access_keys",
+                                       NULL};
+    static const char *const limit_keys[] = {
+        "max_workers",     "sync_queue",         "async_queue", "http_threads",
+        "max_connections", "connection_timeout", NULL};
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *v;
@@ -374,9 +384,9 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
     if (only_keys(root, keys, origin, err, errlen) < 0)
         goto out;
     if ((v = json_object_get(root, "listen"))) {
-        if (!json_is_string(v) || lgw_config_parse_listen(json_string_value(v), c->listen_host,
-                                                          sizeof(c->listen_host),
-                                                          &c->listen_port) < 0) {
+        if (!json_is_string(v) ||
+            lgw_config_parse_listen(json_string_value(v), c->listen_host, sizeof(c->listen_host),
+                                    &c->listen_port) < 0) {
             snprintf(err, errlen, "%s: listen: must be \"HOST:PORT\"", origin);
             goto out;
         }
@@ -430,8 +440,8 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
             get_uint(v, "sync_queue", 1, 1000000, &c->sync_queue_max, where, err, errlen) < 0 ||
             get_uint(v, "async_queue", 1, 1000000, &c->async_queue_max, where, err, errlen) < 0 ||
             get_uint(v, "http_threads", 1, 256, &c->http_threads, where, err, errlen) < 0 ||
-            get_uint(v, "max_connections", 1, 1000000, &c->max_connections, where, err,
-                     errlen) < 0 ||
+            get_uint(v, "max_connections", 1, 1000000, &c->max_connections, where, err, errlen) <
+                0 ||
             get_uint(v, "connection_timeout", 1, 3600, &c->connection_timeout_s, where, err,
                      errlen) < 0)
             goto out;
@@ -473,9 +483,10 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
         json_array_foreach(v, i, a)
         {
             const char *s = json_string_value(a);
-            if (!s || !*s || strlen(s) > 256 || strspn(s, "abcdefghijklmnopqrstuvwxyz"
-                                                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                          "0123456789-_:*") != strlen(s)) {
+            if (!s || !*s || strlen(s) > 256 ||
+                strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                          "0123456789-_:*") != strlen(s)) {
                 snprintf(err, errlen,
                          "%s: allow[%zu]: must be a function name or a glob of [A-Za-z0-9_-:*]",
                          origin, i);
@@ -497,8 +508,7 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
         const char *id;
         json_t *secret;
         if (!json_is_object(v)) {
-            snprintf(err, errlen, "%s: access_keys: must be an object of key id -> secret",
-                     origin);
+            snprintf(err, errlen, "%s: access_keys: must be an object of key id -> secret", origin);
             goto out;
         }
         json_object_foreach(v, id, secret)
@@ -697,8 +707,7 @@ int lgw_config_load(struct lgw_config *c, int argc, char **argv, char **envp, ch
     return 0;
 }
 
-const struct lgw_function_config *lgw_config_function(const struct lgw_config *c,
-                                                      const char *name)
+const struct lgw_function_config *lgw_config_function(const struct lgw_config *c, const char *name)
 {
     for (size_t i = 0; i < c->nfunctions; i++)
         if (!strcmp(c->functions[i].name, name))

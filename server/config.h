@@ -51,8 +51,8 @@ struct lgw_config {
     unsigned connection_timeout_s;
     bool access_log;
     bool function_logs;
-    bool serve_all_handlers; /* serve every loaded handler under its own name */
-    bool allow_any_function; /* lambda mode without an allow-list */
+    bool serve_all_handlers;               /* serve every loaded handler under its own name */
+    bool allow_any_function;               /* lambda mode without an allow-list */
     char *allow[LGW_CONFIG_MAX_FUNCTIONS]; /* allow-list patterns (exact or * globs), owned */
     size_t nallow;
     struct lgw_function_config functions[LGW_CONFIG_MAX_FUNCTIONS];
@@ -86,8 +86,7 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
 int lgw_config_parse_listen(const char *s, char *host, size_t hostlen, unsigned *port);
 
 /* Looks a configured function up by name; NULL if absent. */
-const struct lgw_function_config *lgw_config_function(const struct lgw_config *c,
-                                                      const char *name);
+const struct lgw_function_config *lgw_config_function(const struct lgw_config *c, const char *name);
 
 /* The --help text. */
 const char *lgw_config_usage(void);

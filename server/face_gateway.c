@@ -115,8 +115,7 @@ static void start(struct lgw_req *r)
     if (r->route.name) {
         char name[300];
         if (r->route.name_len >= sizeof(name)) {
-            lgw_error_set(&err, LGW_EBADREQUEST,
-                          "function name longer than 256 characters");
+            lgw_error_set(&err, LGW_EBADREQUEST, "function name longer than 256 characters");
             goto fail;
         }
         memcpy(name, r->route.name, r->route.name_len);

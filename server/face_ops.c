@@ -30,9 +30,9 @@ static void healthz(struct lgw_req *r)
     json_t *fns = lgw_dispatcher_functions(s->disp);
 
     lgw_req_send_json(r, draining ? 503 : 200,
-                      json_pack("{s:s,s:s,s:o,s:f}", "status", draining ? "draining" : "ok",
-                                "mode", s->disp->ops->name, "functions",
-                                fns ? fns : json_array(), "uptimeSeconds", uptime_s(s)));
+                      json_pack("{s:s,s:s,s:o,s:f}", "status", draining ? "draining" : "ok", "mode",
+                                s->disp->ops->name, "functions", fns ? fns : json_array(),
+                                "uptimeSeconds", uptime_s(s)));
 }
 
 static const char *const face_names[] = {"other", "gateway", "invoke_api", "routes", "ops"};

@@ -50,7 +50,7 @@ static void test_out_of_range_code_is_internal(void **state)
 {
     (void)state;
     assert_string_equal(lgw_errc_name((enum lgw_errc)999), "EINTERNAL");
-    assert_int_equal(lgw_errc_status((enum lgw_errc)-1), 500);
+    assert_int_equal(lgw_errc_status((enum lgw_errc) - 1), 500);
 }
 
 static void test_message_truncated_safely(void **state)

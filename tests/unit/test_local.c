@@ -135,9 +135,8 @@ static int setup(void **state)
     char err[256];
 
     f->reg = lgw_registry_new();
-    assert_int_equal(lgw_registry_add_table(f->reg, lgw_builtin_handlers, "builtin", err,
-                                            sizeof(err)),
-                     0);
+    assert_int_equal(
+        lgw_registry_add_table(f->reg, lgw_builtin_handlers, "builtin", err, sizeof(err)), 0);
     assert_int_equal(lgw_registry_add_table(f->reg, test_handlers, "test", err, sizeof(err)), 0);
     gate_reset();
     *state = f;
@@ -210,7 +209,8 @@ static void test_not_found_and_qualifiers(void **state)
     strcpy(c.handler, "echo");
     strcpy(c.aliases[0], "live");
     c.naliases = 1;
-    make(f, &c, 1, &(struct lgw_local_options){.region = "eu-west-1", .account_id = "123456789012"});
+    make(f, &c, 1,
+         &(struct lgw_local_options){.region = "eu-west-1", .account_id = "123456789012"});
     assert_int_equal(call(f->d, &inv, "nope", "{}"), LGW_ENOTFOUND);
     assert_int_equal(inv.err.status, 404);
     assert_string_equal(inv.err.message,
@@ -383,8 +383,9 @@ static void test_sync_queue_limit(void **state)
     json_t *ev = json_object();
     int done = 0;
 
-    make(f, NULL, 0, &(struct lgw_local_options){.serve_all_handlers = true, .max_workers = 1,
-                                                 .sync_queue_max = 2});
+    make(f, NULL, 0,
+         &(struct lgw_local_options){
+             .serve_all_handlers = true, .max_workers = 1, .sync_queue_max = 2});
     bg_start(&b[0], f->d, "gate");
     gate_wait_for(1); /* the one worker is busy */
     bg_start(&b[1], f->d, "gate");
@@ -441,8 +442,9 @@ static void test_async_queue_full(void **state)
     json_t *ev = json_object();
     int accepted = 0, refused = 0;
 
-    make(f, NULL, 0, &(struct lgw_local_options){.serve_all_handlers = true, .max_workers = 1,
-                                                 .async_queue_max = 3});
+    make(f, NULL, 0,
+         &(struct lgw_local_options){
+             .serve_all_handlers = true, .max_workers = 1, .async_queue_max = 3});
     for (int i = 0; i < 10; i++) {
         lgw_invocation_init(&inv);
         inv.function = "gate";
@@ -511,8 +513,8 @@ static void test_context_config_and_tail(void **state)
                         "arn:aws:lambda:us-east-1:000000000000:function:ctx");
     assert_int_equal(json_integer_value(json_object_get(res, "memory")), 512);
     assert_true(json_is_true(json_object_get(res, "timeLeft")));
-    assert_string_equal(json_string_value(json_object_get(json_object_get(
-                            json_object_get(res, "cc"), "custom"), "k")),
+    assert_string_equal(json_string_value(json_object_get(
+                            json_object_get(json_object_get(res, "cc"), "custom"), "k")),
                         "v");
     assert_string_equal(json_string_value(json_object_get(res, "fromEnv")), "configured");
     assert_string_equal(json_string_value(json_object_get(res, "fromProcess")), "from-process");
@@ -593,8 +595,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_async_unknown_function, setup, teardown),
         cmocka_unit_test_setup_teardown(test_context_config_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_response_too_large, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_missing_handler_is_invalid_function, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_missing_handler_is_invalid_function, setup, teardown),
         cmocka_unit_test_setup_teardown(test_functions_list, setup, teardown),
     };
     return cmocka_run_group_tests_name("local", tests, NULL, NULL);

@@ -44,8 +44,8 @@ static void test_good_names(void **state)
     parse_ok("echo:$LATEST", "echo", "$LATEST", "", "");
     parse_ok("123456789012:function:echo", "echo", "", "", "123456789012");
     parse_ok("123456789012:function:echo:7", "echo", "7", "", "123456789012");
-    parse_ok("arn:aws:lambda:eu-west-1:123456789012:function:orders", "orders", "",
-             "eu-west-1", "123456789012");
+    parse_ok("arn:aws:lambda:eu-west-1:123456789012:function:orders", "orders", "", "eu-west-1",
+             "123456789012");
     parse_ok("arn:aws:lambda:us-east-1:123456789012:function:orders:live", "orders", "live",
              "us-east-1", "123456789012");
     parse_ok("arn:aws-cn:lambda:cn-north-1:123456789012:function:o", "o", "", "cn-north-1",

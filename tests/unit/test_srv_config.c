@@ -151,9 +151,9 @@ static void test_precedence(void **state)
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
     close(fd);
     assert_int_equal(lgw_config_load(c, 5, argv, envp, err, sizeof(err)), 0);
-    assert_int_equal(c->listen_port, 3333);           /* flag beats env and file */
-    assert_string_equal(c->region, "env-region");     /* env beats file */
-    assert_int_equal(c->max_workers, 5);              /* file beats default */
+    assert_int_equal(c->listen_port, 3333);       /* flag beats env and file */
+    assert_string_equal(c->region, "env-region"); /* env beats file */
+    assert_int_equal(c->max_workers, 5);          /* file beats default */
     assert_string_equal(c->config_file, path);
     lgw_config_free(c);
 
@@ -237,8 +237,8 @@ static void test_listen_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),        cmocka_unit_test(test_full_file),
-        cmocka_unit_test(test_bad_files),       cmocka_unit_test(test_precedence),
+        cmocka_unit_test(test_defaults),          cmocka_unit_test(test_full_file),
+        cmocka_unit_test(test_bad_files),         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_bad_flags_and_env), cmocka_unit_test(test_listen_parse),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);

@@ -8,8 +8,8 @@
 
 #include "router.h"
 
-static void expect(const char *method, const char *path, enum lgw_route_kind kind,
-                   const char *name, const char *allow)
+static void expect(const char *method, const char *path, enum lgw_route_kind kind, const char *name,
+                   const char *allow)
 {
     struct lgw_route_match m;
 
@@ -50,8 +50,8 @@ static void test_wrong_method_and_misses(void **state)
     expect("GET", "/invoke/echo", LGW_ROUTE_NONE, NULL, "POST");
     expect("DELETE", "/invoke", LGW_ROUTE_NONE, NULL, "POST");
     expect("POST", "/healthz", LGW_ROUTE_NONE, NULL, "GET, HEAD");
-    expect("POST", "/invoke/", LGW_ROUTE_NONE, NULL, NULL);      /* empty name */
-    expect("POST", "/invoke/a/b", LGW_ROUTE_NONE, NULL, NULL);   /* two segments */
+    expect("POST", "/invoke/", LGW_ROUTE_NONE, NULL, NULL);    /* empty name */
+    expect("POST", "/invoke/a/b", LGW_ROUTE_NONE, NULL, NULL); /* two segments */
     expect("POST", "/invokex", LGW_ROUTE_NONE, NULL, NULL);
     expect("POST", "/2015-03-31/functions//invocations", LGW_ROUTE_NONE, NULL, NULL);
     expect("GET", "/", LGW_ROUTE_NONE, NULL, NULL);
