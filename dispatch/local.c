@@ -85,6 +85,7 @@ struct local {
     struct job *timers; /* running sync jobs, by deadline */
     pthread_t *workers;
     unsigned nworkers, nidle, active;
+    unsigned nwake; /* signals sent to idle workers that have not woken yet */
     pthread_t timer;
     bool timer_started;
     bool draining, stop, drained;
@@ -542,7 +543,10 @@ static void *worker_main(void *arg);
 /* Called with the lock held after queueing: wakes an idle worker or starts one. */
 static void wake_worker(struct local *d)
 {
-    if (d->nidle > 0) {
+    /* Count signals not yet taken up, so a burst of jobs wakes as many distinct workers (or
+     * starts new ones) instead of signalling the same sleeping worker again. */
+    if (d->nidle > d->nwake) {
+        d->nwake++;
         pthread_cond_signal(&d->work);
         return;
     }
@@ -577,6 +581,8 @@ static void *worker_main(void *arg)
             d->nidle++;
             pthread_cond_wait(&d->work, &d->lock);
             d->nidle--;
+            if (d->nwake)
+                d->nwake--;
             continue;
         }
         d->active++;
@@ -616,9 +622,13 @@ static void *worker_main(void *arg)
         lgw_invocation_release(&scratch);
         job_free(j);
         d->active--;
-        /* A finished job frees concurrency for queued async work and may end a drain. */
-        pthread_cond_broadcast(&d->work);
-        pthread_cond_broadcast(&d->idle);
+        /* A finished job frees concurrency for queued async work (this worker looks for it
+         * itself on the next turn; another one is woken only if more is waiting) and may end a
+         * drain. Waking every idle worker here would make them all fight for the lock. */
+        if (d->asyncq.len > 1)
+            wake_worker(d);
+        if (d->draining)
+            pthread_cond_broadcast(&d->idle);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
