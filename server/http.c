@@ -294,6 +294,7 @@ static void req_free(struct lgw_req *r)
     free(r->client_context);
     free(r->body);
     free(r->path);
+    free(r->raw_target);
     free(r);
 }
 
@@ -312,8 +313,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     req_free(r);
 }
 
-static struct lgw_req *req_new(struct lgw_server *s, struct MHD_Connection *c, const char *method,
-                               const char *url)
+/* raw_target may be NULL; method and path are set by on_request. */
+static struct lgw_req *req_new(struct lgw_server *s, struct MHD_Connection *c,
+                               const char *raw_target)
 {
     struct lgw_req *r = calloc(1, sizeof(*r));
 
@@ -322,15 +324,22 @@ static struct lgw_req *req_new(struct lgw_server *s, struct MHD_Connection *c, c
     r->srv = s;
     r->conn = c;
     r->route_index = -1;
-    snprintf(r->method, sizeof(r->method), "%s", method);
-    r->path = strdup(url);
     lgw_invocation_init(&r->inv);
     clock_gettime(CLOCK_MONOTONIC, &r->t0);
-    if (!r->path) {
+    if (raw_target && !(r->raw_target = strdup(raw_target))) {
         req_free(r);
         return NULL;
     }
+    atomic_fetch_add(&s->metrics.inflight, 1);
     return r;
+}
+
+/* MHD's URI log callback: the request-target before libmicrohttpd decodes it (handler routes
+ * need the query string as sent). The request state it returns becomes *con_cls; it is freed by
+ * on_completed even when on_request never runs. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    return req_new(cls, c, uri);
 }
 
 static void send_too_large(struct lgw_req *r, size_t limit)
@@ -431,13 +440,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     struct lgw_server *s = cls;
     struct lgw_req *r = *con_cls;
 
-    (void)version;
-    if (!r) {
-        r = req_new(s, c, method, url);
-        if (!r)
+    if (!r || !r->path) {
+        if (!r && !(r = req_new(s, c, NULL)))
             return MHD_NO;
         *con_cls = r;
-        atomic_fetch_add(&s->metrics.inflight, 1);
+        snprintf(r->method, sizeof(r->method), "%s", method);
+        snprintf(r->protocol, sizeof(r->protocol), "%s", version);
+        if (!(r->path = strdup(url)))
+            return MHD_NO;
         req_route(r);
         return MHD_YES;
     }
@@ -506,6 +516,7 @@ int lgw_server_start(struct lgw_server *s, struct lgw_config *cfg, struct lgw_di
     if (resolve_listen(cfg->listen_host, cfg->listen_port, &ss, &sslen, &v6) < 0) {
         snprintf(err, errlen, "--listen %s:%u: cannot resolve the host", cfg->listen_host,
                  cfg->listen_port);
+        lgw_routes_free(s);
         return -1;
     }
     if (v6)
@@ -517,9 +528,9 @@ int lgw_server_start(struct lgw_server *s, struct lgw_config *cfg, struct lgw_di
     s->mhd = MHD_start_daemon(
         flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
         (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
-        cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, cfg->connection_timeout_s,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_END);
+        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+        cfg->connection_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "--listen %s:%u: cannot listen (%s)", cfg->listen_host,
                  cfg->listen_port, strerror(errno ? errno : EADDRINUSE));

@@ -59,6 +59,11 @@ struct lgw_req {
     char *client_context; /* owned decoded JSON text */
     void *face_state;     /* owned by the face; freed with face_free */
     void (*face_free)(void *state);
+
+    /* The request-target as sent (path and query, undecoded; owned, may be NULL) and the
+     * protocol ("HTTP/1.1"): the handler routes face puts them in its events. */
+    char *raw_target;
+    char protocol[16];
 };
 
 struct lgw_metrics {
@@ -71,6 +76,7 @@ struct lgw_metrics {
 struct lgw_server {
     struct lgw_config *cfg;
     struct lgw_dispatcher *disp;
+    struct lgw_routes *routes; /* compiled handler routes, owned (routes.c) */
     struct MHD_Daemon *mhd;
     unsigned port;
     struct lgw_metrics metrics;
