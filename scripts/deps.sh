@@ -8,6 +8,7 @@ PACKAGES=(
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
     clang-format
     python3 python3-pytest python3-boto3 awscli
+    nodejs npm
 )
 # Extra groups, asked for with DEPS_EXTRA="bench node".
 for extra in ${DEPS_EXTRA:-}; do
@@ -21,6 +22,10 @@ done
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+    # NodeSource's nodejs bundles npm and conflicts with Debian's npm package.
+    if [ "$p" = npm ] && command -v npm >/dev/null; then
+        continue
+    fi
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$p")
     fi

@@ -35,6 +35,7 @@ static const struct lgw_face *face_for(enum lgw_route_kind k)
         return &lgw_face_ops;
     case LGW_ROUTE_LAMBDA_INVOKE:
     case LGW_ROUTE_LAMBDA_ASYNC_LEGACY:
+        return &lgw_face_invoke_api;
     case LGW_ROUTE_NONE:
         break;
     }
@@ -45,6 +46,8 @@ static int face_index(const struct lgw_face *f)
 {
     if (f == &lgw_face_gateway)
         return 1;
+    if (f == &lgw_face_invoke_api)
+        return 2;
     if (f == &lgw_face_routes)
         return 3;
     if (f == &lgw_face_ops)
