@@ -41,7 +41,8 @@ INVOKE = "/2015-03-31/functions/%s/invocations"
 
 CONFIG = {
     "functions": {
-        "echo": {"aliases": ["live"]},
+        # a generous timeout: echoing megabytes under the sanitizers on a busy machine is slow
+        "echo": {"aliases": ["live"], "timeout": 60},
         "slow": {"handler": "sleep", "timeout": 0.3},
         "one": {"handler": "sleep", "concurrency": 1},
     }
@@ -720,6 +721,9 @@ SCENARIOS = [
     ("wrong_secret", "signed", "echo", {}, "not-the-secret"),
 ]
 PAYLOAD = '{"client":"test","n":[1,2.5,"x"]}'
+# The CLI runs a qualified name and a qualified ARN; boto3 and the JS SDK also the
+# ?Qualifier= parameter and the unqualified ARN.
+CLI_SKIPS = {"qualifier", "arn"}
 
 
 def check_results(r, log_of):
@@ -742,6 +746,8 @@ def check_results(r, log_of):
     assert "Function not found: arn:aws:lambda:us-east-1:000000000000:function:nope" in \
         r["unknown"]["message"]
     for k in ("qualified", "qualifier", "arn", "arn_qualified"):
+        if k not in r:
+            continue  # the CLI skips the variants (each run costs a Python start-up)
         assert r[k]["ok"] and r[k]["status"] == 200, (k, r[k])
         assert json.loads(r[k]["payload"]) == json.loads(PAYLOAD)
     assert r["signed"]["ok"] and r["signed"]["status"] == 200
@@ -787,13 +793,15 @@ def cli_results(api, signed, client_env):
     assert os.access(AWS_CLI, os.X_OK), "Debian's awscli is not installed (scripts/deps.sh)"
     gws = {"api": api, "signed": signed}
     env = {k: v for k, v in client_env.items() if k != "tmp"}
-    with concurrent.futures.ThreadPoolExecutor(len(SCENARIOS)) as ex:
+    # each CLI run is a Python start-up: a few at a time, not one per CPU-starved process
+    with concurrent.futures.ThreadPoolExecutor(4) as ex:
         futs = {sid: ex.submit(run_cli, gws[g], env, client_env["tmp"], sid, name, params, sec)
-                for sid, g, name, params, sec in SCENARIOS}
+                for sid, g, name, params, sec in SCENARIOS if sid not in CLI_SKIPS}
         return {sid: f.result() for sid, f in futs.items()}
 
 
 def test_aws_cli(cli_results):
+    assert set(cli_results) == {s[0] for s in SCENARIOS} - CLI_SKIPS
     check_results(cli_results, b64_log)
     # a service error is the CLI's exit status 254
     assert cli_results["unknown"]["rc"] == 254
