@@ -38,6 +38,11 @@ BENCH_SRCS := $(wildcard bench/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(B)/obj/%.o)
 SRV_OBJS := $(SRV_SRCS:%.c=$(B)/obj/%.o)
 SRV_LIB_OBJS := $(filter-out $(B)/obj/server/main.o,$(SRV_OBJS))
+# The OpenAPI document and the /docs page, generated into build/gen (shared by both builds) from
+# openapi/ by openapi/gen.py and compiled into the server (server/assets.h).
+GEN := build/gen
+UI_STAMP := openapi/ui/node_modules/.package-lock.json
+SRV_LIB_OBJS += $(B)/obj/$(GEN)/lgw_assets.o
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/tests/%)
 PLUGINS := $(PLUGIN_SRCS:tests/plugins/%.c=$(B)/plugins/lib%.so)
 BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(B)/bench/%)
@@ -62,6 +67,15 @@ $(B)/obj/%.o: %.c
 $(B)/obj/tests/unit/%.o: tests/unit/%.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $(CMOCKA_CFLAGS) -Wno-missing-prototypes -c $< -o $@
+
+$(GEN)/lgw_assets.c $(GEN)/openapi.json &: openapi/openapi.yaml openapi/gen.py openapi/ui/index.html \
+		openapi/ui/init.js $(UI_STAMP)
+	/usr/bin/python3 openapi/gen.py --yaml openapi/openapi.yaml --ui openapi/ui \
+		--json $(GEN)/openapi.json --c $(GEN)/lgw_assets.c
+
+# npm ci, when node_modules is missing or older than the lockfile.
+%/node_modules/.package-lock.json: %/package-lock.json
+	scripts/node-tools.sh $*
 
 $(LIB): $(LIB_OBJS)
 	@mkdir -p $(@D)
@@ -99,8 +113,12 @@ run: deps $(BIN)
 unit: $(UNIT_BINS) $(PLUGINS)
 	@scripts/run-unit.sh $(UNIT_BINS)
 
-integration: $(BIN) $(PLUGINS)
-	LGW_BIN=$(BIN) LGW_PLUGIN_DIR=$(B)/plugins scripts/run-integration.sh
+# Every response the tests read is recorded, then checked against openapi/openapi.yaml.
+integration: $(BIN) $(PLUGINS) tests/contract/node_modules/.package-lock.json
+	LGW_BIN=$(BIN) LGW_PLUGIN_DIR=$(B)/plugins LGW_CONTRACT_LOG=$(B)/contract/responses.jsonl \
+		scripts/run-integration.sh
+	/usr/bin/python3 tests/contract/check_responses.py openapi/openapi.yaml \
+		$(B)/contract/responses.jsonl
 
 # The whole suite: unit and integration tests, then the same again under ASan+UBSan.
 test: all

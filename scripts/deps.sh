@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
     gcc make pkg-config git ca-certificates curl
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
+    python3-yaml python3-jsonschema chromium
     clang-format
     python3 python3-pytest python3-boto3 awscli
     nodejs npm

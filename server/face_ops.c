@@ -1,12 +1,24 @@
 /*
- * face_ops.c - operations endpoints: GET /healthz and GET /metrics (Prometheus text format).
+ * face_ops.c - operations endpoints: GET /healthz, GET /metrics (Prometheus text format), and the
+ * API's own description: GET /openapi.json, /openapi.yaml and the reference page GET /docs with
+ * its files, served from the table that the build embeds (assets.h).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "assets.h"
 #include "http.h"
+
+/*
+ * The page may load only what the gateway serves: no inline script, no other origin. Swagger UI
+ * sets style attributes and draws its icons from data: URIs, hence those two allowances.
+ */
+#define DOCS_CSP                                                                                   \
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "                    \
+    "img-src 'self' data:; font-src 'self' data:; connect-src 'self'; base-uri 'none'; "           \
+    "form-action 'self'; frame-ancestors 'self'"
 
 static size_t no_body(const struct lgw_req *r)
 {
@@ -75,12 +87,85 @@ static void metrics(struct lgw_req *r)
     lgw_req_queue(r, 200, lgw_response_new(buf, n, "text/plain; version=0.0.4"));
 }
 
+static const struct lgw_asset *asset_find(const char *path)
+{
+    for (size_t i = 0; i < lgw_asset_count; i++)
+        if (strcmp(lgw_assets[i].path, path) == 0)
+            return &lgw_assets[i];
+    return NULL;
+}
+
+/* Whether an If-None-Match value ("*", or a list of entity tags, weak or strong) names etag.
+ * RFC 9110 compares them weakly here, so W/"x" matches "x". */
+static bool etag_listed(const char *list, const char *etag)
+{
+    size_t n = strlen(etag);
+    const char *p = list;
+
+    while (p && *p) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        if (strncmp(p, etag, n) == 0 &&
+            (p[n] == '\0' || p[n] == ',' || p[n] == ' ' || p[n] == '\t'))
+            return true;
+        while (*p && *p != ',')
+            p++;
+    }
+    return false;
+}
+
+/* GET /openapi.json, /openapi.yaml, /docs, /docs/ASSET: from memory, with an ETag so a browser
+ * revalidates (304) instead of downloading the page's 2 MB again. */
+static void serve_asset(struct lgw_req *r)
+{
+    const struct lgw_asset *a = asset_find(r->path);
+    const char *inm = lgw_req_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct MHD_Response *resp;
+    int status = 200;
+
+    if (!a) {
+        lgw_req_send_simple_error(r, 404, "NotFound", "no endpoint %s %.200s", r->method, r->path);
+        return;
+    }
+    if (inm && etag_listed(inm, a->etag)) {
+        status = 304;
+        resp = lgw_response_new(NULL, 0, NULL);
+    } else {
+        /* PERSISTENT: libmicrohttpd neither copies, writes nor frees the static data. */
+        resp = MHD_create_response_from_buffer(a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+        if (resp)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->content_type);
+    }
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a->etag);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+        if (r->route.kind == LGW_ROUTE_DOCS)
+            MHD_add_response_header(resp, "Content-Security-Policy", DOCS_CSP);
+        else /* the document is public: let other origins' tools (editors, UIs) read it */
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, "*");
+    }
+    lgw_req_queue(r, status, resp);
+}
+
 static void start(struct lgw_req *r)
 {
-    if (r->route.kind == LGW_ROUTE_METRICS)
+    switch (r->route.kind) {
+    case LGW_ROUTE_METRICS:
         metrics(r);
-    else
+        break;
+    case LGW_ROUTE_OPENAPI:
+    case LGW_ROUTE_DOCS:
+        serve_asset(r);
+        break;
+    default:
         healthz(r);
+        break;
+    }
 }
 
 const struct lgw_face lgw_face_ops = {

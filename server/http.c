@@ -32,6 +32,8 @@ static const struct lgw_face *face_for(enum lgw_route_kind k)
         return &lgw_face_gateway;
     case LGW_ROUTE_HEALTHZ:
     case LGW_ROUTE_METRICS:
+    case LGW_ROUTE_OPENAPI:
+    case LGW_ROUTE_DOCS:
         return &lgw_face_ops;
     case LGW_ROUTE_LAMBDA_INVOKE:
     case LGW_ROUTE_LAMBDA_ASYNC_LEGACY:

@@ -22,6 +22,10 @@ static const struct route routes[] = {
     {"POST", "/2015-03-31/functions/*/invocations", LGW_ROUTE_LAMBDA_INVOKE},
     {"POST", "/2014-11-13/functions/*/invoke-async/", LGW_ROUTE_LAMBDA_ASYNC_LEGACY},
     {"POST", "/2014-11-13/functions/*/invoke-async", LGW_ROUTE_LAMBDA_ASYNC_LEGACY},
+    {"GET", "/openapi.json", LGW_ROUTE_OPENAPI},
+    {"GET", "/openapi.yaml", LGW_ROUTE_OPENAPI},
+    {"GET", "/docs", LGW_ROUTE_DOCS},
+    {"GET", "/docs/*", LGW_ROUTE_DOCS},
 };
 
 /* Matches path against pattern; on success sets the captured segment. */

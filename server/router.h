@@ -9,12 +9,14 @@
 
 enum lgw_route_kind {
     LGW_ROUTE_NONE = 0,
-    LGW_ROUTE_INVOKE,             /* POST /invoke, /invoke/NAME */
-    LGW_ROUTE_INVOKE_ASYNC,       /* POST /invoke-async, /invoke-async/NAME */
-    LGW_ROUTE_HEALTHZ,            /* GET /healthz */
-    LGW_ROUTE_METRICS,            /* GET /metrics */
-    LGW_ROUTE_LAMBDA_INVOKE,      /* POST /2015-03-31/functions/NAME/invocations */
-    LGW_ROUTE_LAMBDA_ASYNC_LEGACY /* POST /2014-11-13/functions/NAME/invoke-async/ */
+    LGW_ROUTE_INVOKE,              /* POST /invoke, /invoke/NAME */
+    LGW_ROUTE_INVOKE_ASYNC,        /* POST /invoke-async, /invoke-async/NAME */
+    LGW_ROUTE_HEALTHZ,             /* GET /healthz */
+    LGW_ROUTE_METRICS,             /* GET /metrics */
+    LGW_ROUTE_LAMBDA_INVOKE,       /* POST /2015-03-31/functions/NAME/invocations */
+    LGW_ROUTE_LAMBDA_ASYNC_LEGACY, /* POST /2014-11-13/functions/NAME/invoke-async/ */
+    LGW_ROUTE_OPENAPI,             /* GET /openapi.json, /openapi.yaml */
+    LGW_ROUTE_DOCS                 /* GET /docs, /docs/ASSET */
 };
 
 struct lgw_route_match {

@@ -3,8 +3,14 @@
 LGW_BIN names the binary (build/lambda-gateway by default; the sanitizer run passes
 build/san/lambda-gateway). Every gateway a test starts is stopped with SIGTERM at the end, and the
 test fails if it did not exit 0 or if a sanitizer reported anything on its stderr.
+
+With LGW_CONTRACT_LOG set (the Makefile's integration target sets it), every HTTP response that a
+test reads from a gateway through http.client (and so through boto3) is recorded there, one JSON
+line each; tests/contract/check_responses.py then validates them all against openapi/openapi.yaml.
 """
+import base64
 import http.client
+import io
 import json
 import os
 import re
@@ -48,6 +54,7 @@ class Gateway:
         self.port = int(m.group(1))
         self.host = "127.0.0.1"
         self.returncode = None
+        contract_gateway(self.port, args, config, env)
 
     def _read_banner(self, timeout):
         result = {}
@@ -102,6 +109,7 @@ class Gateway:
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
+        contract_gateway_stopped(self.port)
         if self.returncode is not None:
             return self.returncode
         if self.proc.poll() is None and not getattr(self, "signalled", False):
@@ -155,3 +163,111 @@ def wait_until(pred, timeout=10, interval=0.02):
             return True
         time.sleep(interval)
     return pred()
+
+
+# ---- the contract recording: what each gateway answered, for tests/contract ----
+
+CONTRACT_LOG = os.path.abspath(os.environ["LGW_CONTRACT_LOG"]) if os.environ.get(
+    "LGW_CONTRACT_LOG") else None
+_contract_lock = threading.Lock()
+_contract_ports = set()
+DEFAULT_ROUTES = [{"method": "GET", "path": "/hello/{name}", "function": "hello"}]
+
+
+def _contract_write(record):
+    line = json.dumps(record) + "\n"
+    with _contract_lock:
+        with open(CONTRACT_LOG, "a") as f:
+            f.write(line)
+
+
+def _option(args, flag):
+    args = list(args)
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a[len(flag) + 1:]
+    return None
+
+
+def contract_gateway(port, args, config, env):
+    """Notes a started gateway and its handler routes (the checker needs them to tell a route's
+    answer from an unknown path's): from config=, --config or LGW_CONFIG; local mode with no
+    "routes" key serves the default GET /hello/{name}."""
+    if not CONTRACT_LOG:
+        return
+    env = env or {}
+    cfg = config
+    path = _option(args, "--config") or env.get("LGW_CONFIG")
+    if cfg is None and path:
+        try:
+            with open(path) as f:
+                cfg = json.load(f)
+        except (OSError, ValueError):
+            cfg = None
+    cfg = cfg if isinstance(cfg, dict) else {}
+    mode = _option(args, "--mode") or env.get("LGW_MODE") or cfg.get("mode") or "local"
+    if "routes" in cfg:
+        routes = cfg["routes"] if isinstance(cfg["routes"], list) else []
+    else:
+        routes = DEFAULT_ROUTES if mode == "local" else []
+    with _contract_lock:
+        _contract_ports.add(port)
+    _contract_write({"gateway": port, "mode": mode, "routes": routes})
+
+
+def contract_gateway_stopped(port):
+    """Stops recording port: another server may get it next."""
+    with _contract_lock:
+        _contract_ports.discard(port)
+
+
+def _contract_capture(conn, resp):
+    """Reads resp's body, records it, and puts it back so the caller reads it as if untouched."""
+    method, url = conn._lgw_request
+    data = resp.read()
+    if resp.chunked:
+        # http.client (and urllib3) decode chunks from fp: hand them the body as one chunk.
+        raw = (b"%x\r\n%s\r\n" % (len(data), data) if data else b"") + b"0\r\n\r\n"
+        resp.chunk_left = None
+        resp.length = None
+    else:
+        raw = data
+        resp.length = len(data)
+    resp.fp = io.BufferedReader(io.BytesIO(raw))
+    _contract_write({
+        "port": conn.port, "test": os.environ.get("PYTEST_CURRENT_TEST", ""),
+        "method": method, "url": url, "status": resp.status,
+        "headers": [[k, v] for k, v in resp.getheaders()],
+        "body": base64.b64encode(data).decode(),
+    })
+
+
+_http_putrequest = http.client.HTTPConnection.putrequest
+_http_getresponse = http.client.HTTPConnection.getresponse
+
+
+def _recording_putrequest(self, method, url, *args, **kwargs):
+    self._lgw_request = (method, url)
+    return _http_putrequest(self, method, url, *args, **kwargs)
+
+
+def _recording_getresponse(self, *args, **kwargs):
+    resp = _http_getresponse(self, *args, **kwargs)
+    if (getattr(self, "_lgw_request", None) and self.host in ("127.0.0.1", "localhost", "::1")
+            and self.port in _contract_ports):
+        _contract_capture(self, resp)
+    return resp
+
+
+if CONTRACT_LOG:
+    http.client.HTTPConnection.putrequest = _recording_putrequest
+    http.client.HTTPConnection.getresponse = _recording_getresponse
+
+
+def pytest_sessionstart(session):
+    if CONTRACT_LOG:
+        os.makedirs(os.path.dirname(os.path.abspath(CONTRACT_LOG)), exist_ok=True)
+        with open(CONTRACT_LOG, "w"):
+            pass
