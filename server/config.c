@@ -415,6 +415,8 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
     }
     if (get_str(root, "region", c->region, sizeof(c->region), origin, err, errlen) < 0)
         goto out;
+    if (json_object_get(root, "region"))
+        c->region_set = true;
     if ((v = json_object_get(root, "account_id"))) {
         const char *s = json_string_value(v);
         if (!s || strlen(s) != 12 || strspn(s, "0123456789") != 12) {
@@ -604,6 +606,7 @@ static int apply_env(struct lgw_config *c, char **envp, char *err, size_t errlen
         if (!*v || strlen(v) >= sizeof(c->region))
             FAIL("LGW_REGION=%.100s: must be a region name", v);
         snprintf(c->region, sizeof(c->region), "%s", v);
+        c->region_set = true;
     }
     if ((v = env_get(envp, "LGW_ACCOUNT_ID"))) {
         if (strlen(v) != 12 || strspn(v, "0123456789") != 12)

@@ -42,6 +42,7 @@ struct lgw_config {
     char handler_libs[LGW_CONFIG_MAX_HANDLER_LIBS][LGW_PATH_MAX];
     size_t nhandler_libs;
     char region[32];
+    bool region_set; /* region came from the file or LGW_REGION (lambda mode: wins over AWS_*) */
     char account_id[16];
     unsigned max_workers;
     unsigned sync_queue_max;

@@ -14,6 +14,7 @@
 
 #include "config.h"
 #include "http.h"
+#include "lambda.h"
 #include "local.h"
 #include "registry.h"
 
@@ -47,10 +48,33 @@ static struct lgw_dispatcher *make_dispatcher(struct lgw_config *cfg, struct lgw
 
     lgw_error_init(&e);
     if (cfg->mode == LGW_MODE_LAMBDA) {
-        snprintf(err, errlen, "--mode lambda: not available in this build yet");
-        return NULL;
-    }
-    {
+        /* The gateway holds real credentials: without an allow-list it would be an open proxy
+         * into the account, so that takes an explicit --allow-any-function. */
+        struct lgw_lambda_options opt = {
+            .region = cfg->region,
+            .allow = (const char *const *)cfg->allow,
+            .nallow = cfg->nallow,
+            .allow_any = cfg->allow_any_function,
+            .log = true,
+        };
+        if (!cfg->nallow && !cfg->allow_any_function) {
+            snprintf(err, errlen,
+                     "--mode lambda: no allow-list: list the functions callers may reach in "
+                     "\"allow\" (names or * globs) in the config file, or pass "
+                     "--allow-any-function to allow every function the credentials can invoke");
+            return NULL;
+        }
+        /* The gateway's own region setting wins; else the AWS chain decides, and the faces
+         * (ARNs in the Invoke API, messages) then use the region the calls are made in. */
+        if (!cfg->region_set &&
+            lgw_aws_region_resolve(NULL, NULL, cfg->region, sizeof(cfg->region), &e) != LGW_OK)
+            goto out;
+        if (cfg->allow_any_function)
+            fprintf(stderr, "{\"level\":\"warn\",\"event\":\"lambda_config\",\"message\":"
+                            "\"--allow-any-function: callers may invoke every function these "
+                            "credentials can invoke\"}\n");
+        d = lgw_lambda_new(cfg->functions, cfg->nfunctions, &opt, &e);
+    } else {
         struct lgw_local_options opt = {
             .max_workers = cfg->max_workers,
             .sync_queue_max = cfg->sync_queue_max,
@@ -62,8 +86,10 @@ static struct lgw_dispatcher *make_dispatcher(struct lgw_config *cfg, struct lgw
         };
         d = lgw_local_new(reg, cfg->functions, cfg->nfunctions, &opt, &e);
     }
+out:
     if (!d)
-        snprintf(err, errlen, "%s", e.message);
+        snprintf(err, errlen, "%s%s", cfg->mode == LGW_MODE_LAMBDA ? "--mode lambda: " : "",
+                 e.message);
     lgw_error_release(&e);
     return d;
 }

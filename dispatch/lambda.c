@@ -1,0 +1,1487 @@
+/*
+ * lambda.c - the lambda dispatcher (see lambda.h for what it sends and how answers map).
+ *
+ * Threads: callers (the HTTP threads) validate, map the name, build the URL and hash the body,
+ * then push a `struct call` onto the submit queue and wake the transport thread with
+ * curl_multi_wakeup(). The transport thread owns everything curl: it signs each attempt (fresh
+ * credentials from the provider), adds an easy handle to the multi, reads completions, schedules
+ * retries on a timer list it checks every loop, and calls `done`. The only state shared with
+ * callers is the submit queue, the in-flight count and the draining flag, behind one mutex that
+ * is never held across I/O (curl_multi_wakeup only writes a byte to a socketpair).
+ *
+ * Memory: a call borrows the request (inv->payload, the event) from the caller, who keeps it
+ * valid until done; it owns the URL, the serialized event when there was no payload, and the
+ * answer being read, all freed when done has returned.
+ *
+ * Known weak spot: lgw_credentials_get() waits for one refresh attempt when the credentials have
+ * already expired (the background refresh failed until then); that wait, bounded by the
+ * provider's HTTP timeouts, happens on the transport thread and delays every call meanwhile.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include "json.h"
+#include "lambda.h"
+#include "sigv4.h"
+
+#ifndef LGW_VERSION
+#define LGW_VERSION "0.0.0"
+#endif
+
+#define API_PATH "/2015-03-31/functions/"
+#define API_SUFFIX "/invocations"
+#define FNAME_ENC_MAX (LGW_TARGET_MAX * 3)        /* every byte of a target percent-encoded */
+#define QUALIFIER_ENC_MAX (LGW_QUALIFIER_MAX * 3) /* "$" -> "%24" */
+#define PATH_CAP (LGW_AWS_ENDPOINT_MAX + sizeof(API_PATH) + FNAME_ENC_MAX + sizeof(API_SUFFIX))
+#define QUERY_CAP (sizeof("Qualifier=") + QUALIFIER_ENC_MAX)
+#define URL_CAP (PATH_CAP + QUERY_CAP + 1)
+#define CLIENT_CONTEXT_B64_MAX 3583 /* Lambda's limit on X-Amz-Client-Context */
+#define FUNCTION_ERROR_MAX 64
+#define POLL_MAX_MS 1000 /* the loop wakes at least this often (a safety net, not a need) */
+
+/* ---- endpoints and targets ---- */
+
+struct endpoint {
+    char region[LGW_AWS_REGION_MAX + 1];
+    char base[LGW_AWS_ENDPOINT_MAX + 1]; /* scheme://authority[/prefix], no trailing '/' */
+    char host[LGW_AWS_ENDPOINT_MAX + 1]; /* the authority: the Host header */
+    size_t prefix_at;                    /* offset of the path prefix in base ("" or "/x") */
+};
+
+struct target {
+    char name[LGW_FUNCTION_NAME_MAX + 1];  /* the gateway name */
+    char fname_enc[FNAME_ENC_MAX + 1];     /* the Lambda FunctionName, encoded, no qualifier */
+    char qualifier[LGW_QUALIFIER_MAX + 1]; /* pinned by the target; "" = the caller's */
+    size_t ep;                             /* index into eps */
+    unsigned timeout_ms;                   /* 0 = not configured */
+};
+
+/* ---- calls ---- */
+
+struct answer {
+    char *body; /* NUL-terminated when not NULL */
+    size_t len, cap;
+    bool too_large;
+    const char *bad_header; /* a static description of a malformed header, or NULL */
+    char error_type[LGW_AWS_TYPE_MAX];
+    char function_error[FUNCTION_ERROR_MAX];
+    char executed_version[LGW_QUALIFIER_MAX + 1];
+    char request_id[LGW_REQUEST_ID_LEN + 1];
+    char *log_result;
+    long retry_after; /* seconds; -1 = none */
+};
+
+struct lambda;
+
+struct call {
+    struct call *next; /* in the submit queue, or in the timer list */
+    struct lambda *d;
+    enum lgw_invoke_type type;
+    struct lgw_invocation *inv;
+    lgw_done_fn done;
+    void *done_arg;
+    const struct endpoint *ep;
+    char function[LGW_FUNCTION_NAME_MAX + 1]; /* for log lines */
+    char url[URL_CAP];
+    char path[PATH_CAP];
+    char query[QUERY_CAP];
+    const char *body; /* borrowed (inv->payload) or owned_body */
+    size_t body_len;
+    char *owned_body;
+    char payload_hash[LGW_SIGV4_HEX_LEN + 1];
+    char client_context[CLIENT_CONTEXT_B64_MAX + 1]; /* base64; "" = none */
+    bool log_tail;
+    long attempt_timeout_ms;
+    unsigned attempts;
+    int64_t start_ms; /* monotonic, when the first attempt started */
+    int64_t wake_ms;  /* monotonic, when the scheduled retry is due */
+    CURL *easy;
+    struct curl_slist *headers;
+    char errbuf[CURL_ERROR_SIZE];
+    struct answer ans;
+};
+
+struct lambda {
+    struct lgw_dispatcher base;
+    struct lgw_lambda_options opt; /* tuning only: the pointers are cleared */
+    struct lgw_credentials_provider *creds;
+    bool own_creds;
+    bool curl_inited;
+    struct lgw_sigv4_key_cache *keys;
+    struct endpoint *eps;
+    size_t neps;
+    struct target *targets;
+    size_t ntargets;
+    char **allow;
+    size_t nallow;
+    bool allow_any;
+    CURLM *multi;
+    pthread_t thread;
+    bool thread_started;
+
+    pthread_mutex_t lock; /* guards the fields down to `stop` */
+    pthread_cond_t idle;  /* inflight reached 0 */
+    struct call *sub_head, *sub_tail;
+    unsigned inflight;
+    bool draining, drained, stop;
+
+    /* transport thread only */
+    struct call *timers; /* waiting for a retry, by wake_ms */
+    unsigned running;    /* easy handles in the multi */
+    uint64_t rng;
+
+    atomic_uint_fast64_t n_calls, n_attempts, n_retries, n_denied, n_connections;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- small helpers ---- */
+
+static bool unreserved(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_' || c == '.' || c == '~';
+}
+
+/* Percent-encodes len bytes of s into out (cap bytes); false when it does not fit. */
+static bool pct_encode(const char *s, size_t len, char *out, size_t cap)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (unreserved(c)) {
+            if (o + 1 >= cap)
+                return false;
+            out[o++] = (char)c;
+        } else {
+            if (o + 3 >= cap)
+                return false;
+            out[o++] = '%';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    if (o >= cap)
+        return false;
+    out[o] = '\0';
+    return true;
+}
+
+static void sha256_hex(const void *data, size_t len, char out[LGW_SIGV4_HEX_LEN + 1])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+
+    if (EVP_Digest(data ? data : "", len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+        out[0] = '\0';
+        return;
+    }
+    for (unsigned i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[LGW_SIGV4_HEX_LEN] = '\0';
+}
+
+/* Appends a JSON-escaped copy of s to a log line (printable ASCII only; others become '?'). */
+static void log_str(FILE *f, const char *s)
+{
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f)
+            fputc('?', f);
+        else
+            fputc(c, f);
+    }
+}
+
+/* ---- the allow-list ---- */
+
+/* '*' matches any run of characters, everything else itself. Iterative, no recursion. */
+static bool glob_match(const char *p, const char *s)
+{
+    const char *star = NULL, *resume = NULL;
+
+    while (*s) {
+        if (*p == '*') {
+            star = p++;
+            resume = s;
+        } else if (*p == *s) {
+            p++;
+            s++;
+        } else if (star) {
+            p = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*p == '*')
+        p++;
+    return *p == '\0';
+}
+
+bool lgw_lambda_pattern_match(const char *pattern, const char *name, const char *qualifier)
+{
+    char full[LGW_FUNCTION_NAME_MAX + LGW_QUALIFIER_MAX + 2];
+
+    if (!pattern || !name)
+        return false;
+    if (!strchr(pattern, ':'))
+        return glob_match(pattern, name);
+    if (!qualifier || !*qualifier)
+        return false;
+    if ((size_t)snprintf(full, sizeof(full), "%s:%s", name, qualifier) >= sizeof(full))
+        return false;
+    return glob_match(pattern, full);
+}
+
+static bool pattern_valid(const char *p)
+{
+    size_t n = p ? strlen(p) : 0;
+    const char *colon;
+
+    if (n == 0 || n > 256 ||
+        strspn(p, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789-_:*") != n)
+        return false;
+    colon = strchr(p, ':');
+    return !colon || (colon != p && colon[1] && !strchr(colon + 1, ':'));
+}
+
+static bool allowed(const struct lambda *d, const char *name, const char *qualifier)
+{
+    if (d->allow_any)
+        return true;
+    for (size_t i = 0; i < d->nallow; i++)
+        if (lgw_lambda_pattern_match(d->allow[i], name, qualifier))
+            return true;
+    return false;
+}
+
+/* ---- set-up: endpoints, targets ---- */
+
+static enum lgw_errc endpoint_parse(struct endpoint *ep, const char *url, const char *what,
+                                    struct lgw_error *err)
+{
+    const char *auth, *slash;
+    size_t n = strlen(url), alen;
+
+    if (strncmp(url, "http://", 7) == 0)
+        auth = url + 7;
+    else if (strncmp(url, "https://", 8) == 0)
+        auth = url + 8;
+    else
+        return lgw_error_set(err, LGW_EINTERNAL, "%s: '%.200s' is not an http(s) URL", what, url);
+    while (n > (size_t)(auth - url) && url[n - 1] == '/')
+        n--;
+    if (n > LGW_AWS_ENDPOINT_MAX)
+        return lgw_error_set(err, LGW_EINTERNAL, "%s: longer than %d bytes", what,
+                             LGW_AWS_ENDPOINT_MAX);
+    slash = memchr(auth, '/', n - (size_t)(auth - url));
+    alen = slash ? (size_t)(slash - auth) : n - (size_t)(auth - url);
+    if (strchr(url, '@')) /* user info may hold a password: not repeated in the message */
+        return lgw_error_set(err, LGW_EINTERNAL, "%s: user info in the URL is not supported", what);
+    if (alen == 0 || strcspn(url, "?# \t\r\n") < n)
+        return lgw_error_set(err, LGW_EINTERNAL,
+                             "%s: '%.200s' needs a host and no query or fragment", what, url);
+    memcpy(ep->base, url, n);
+    ep->base[n] = '\0';
+    memcpy(ep->host, auth, alen);
+    ep->host[alen] = '\0';
+    ep->prefix_at = (size_t)(auth - url) + alen;
+    return LGW_OK;
+}
+
+/* Finds or adds the endpoint for region; returns its index or (size_t)-1 with err set. */
+static size_t endpoint_for(struct lambda *d, const struct lgw_aws_env *env, const char *region,
+                           const char *fixed, struct lgw_error *err)
+{
+    char url[LGW_AWS_ENDPOINT_MAX + 1];
+    struct endpoint *ep;
+
+    for (size_t i = 0; i < d->neps; i++)
+        if (strcmp(d->eps[i].region, region) == 0)
+            return i;
+    ep = &d->eps[d->neps];
+    memset(ep, 0, sizeof(*ep));
+    snprintf(ep->region, sizeof(ep->region), "%s", region);
+    if (fixed) {
+        if (endpoint_parse(ep, fixed, "lambda endpoint", err))
+            return (size_t)-1;
+    } else {
+        if (lgw_aws_endpoint_resolve(env, region, url, sizeof(url), err))
+            return (size_t)-1;
+        if (endpoint_parse(ep, url, "lambda endpoint", err))
+            return (size_t)-1;
+    }
+    return d->neps++;
+}
+
+static bool region_valid(const char *r)
+{
+    size_t n = strlen(r);
+
+    return n > 0 && n <= LGW_AWS_REGION_MAX && r[0] >= 'a' && r[0] <= 'z' &&
+           strspn(r, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+struct setup {
+    const struct lgw_aws_env *env;
+    const char *region;   /* the default region */
+    const char *endpoint; /* fixed endpoint, or NULL */
+};
+
+static enum lgw_errc add_target(struct lambda *d, const struct lgw_function_config *c,
+                                const struct setup *su, struct lgw_error *err)
+{
+    struct target *t = &d->targets[d->ntargets];
+    struct lgw_function_ref ref;
+    struct lgw_error perr;
+    const char *target = c->target[0] ? c->target : c->name;
+    const char *region;
+    size_t tlen = strlen(target);
+
+    lgw_error_init(&perr);
+    if (!lgw_function_name_valid(c->name))
+        return lgw_error_set(err, LGW_EINVALID_FUNCTION,
+                             "function '%.64s': the name must be 1-64 of [A-Za-z0-9_-]", c->name);
+    for (size_t i = 0; i < d->ntargets; i++)
+        if (strcmp(d->targets[i].name, c->name) == 0)
+            return lgw_error_set(err, LGW_EINVALID_FUNCTION, "function '%s' is configured twice",
+                                 c->name);
+    if (lgw_function_name_parse(target, &ref, &perr) != LGW_OK) {
+        lgw_error_set(err, LGW_EINVALID_FUNCTION,
+                      "function '%s': target '%.256s' is not a Lambda function name or ARN: %s",
+                      c->name, target, perr.message);
+        lgw_error_release(&perr);
+        return LGW_EINVALID_FUNCTION;
+    }
+    region = ref.region[0] ? ref.region : su->region;
+    if (!region_valid(region))
+        return lgw_error_set(err, LGW_EINVALID_FUNCTION,
+                             "function '%s': target '%.256s': '%s' is not an AWS region", c->name,
+                             target, region);
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s", c->name);
+    snprintf(t->qualifier, sizeof(t->qualifier), "%s", ref.qualifier);
+    if (ref.qualifier[0])
+        tlen -= strlen(ref.qualifier) + 1; /* the qualifier is sent in the query */
+    if (!pct_encode(target, tlen, t->fname_enc, sizeof(t->fname_enc)))
+        return lgw_error_set(err, LGW_EINVALID_FUNCTION, "function '%s': target too long", c->name);
+    t->ep = endpoint_for(d, su->env, region, su->endpoint, err);
+    if (t->ep == (size_t)-1)
+        return err->code;
+    t->timeout_ms = c->timeout_ms;
+    d->ntargets++;
+    return LGW_OK;
+}
+
+static const struct target *find_target(const struct lambda *d, const char *name)
+{
+    for (size_t i = 0; i < d->ntargets; i++)
+        if (strcmp(d->targets[i].name, name) == 0)
+            return &d->targets[i];
+    return NULL;
+}
+
+/* ---- headers for curl: secrets wiped before free ---- */
+
+static void headers_free(struct curl_slist **l)
+{
+    for (struct curl_slist *h = *l; h; h = h->next)
+        if (h->data)
+            OPENSSL_cleanse(h->data, strlen(h->data));
+    curl_slist_free_all(*l);
+    *l = NULL;
+}
+
+static int header_add(struct curl_slist **l, const char *name, const char *value)
+{
+    size_t n = strlen(name) + strlen(value) + 3;
+    char *s = malloc(n);
+    struct curl_slist *t;
+
+    if (!s)
+        return -1;
+    snprintf(s, n, "%s: %s", name, value);
+    t = curl_slist_append(*l, s);
+    OPENSSL_cleanse(s, n);
+    free(s);
+    if (!t)
+        return -1;
+    *l = t;
+    return 0;
+}
+
+/* ---- answers: curl callbacks ---- */
+
+static void answer_reset(struct answer *a)
+{
+    free(a->body);
+    free(a->log_result);
+    memset(a, 0, sizeof(*a));
+    a->retry_after = -1;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    struct answer *a = &((struct call *)arg)->ans;
+    size_t len = size * n;
+
+    if (len > LGW_LAMBDA_ANSWER_MAX - a->len) {
+        a->too_large = true;
+        return 0; /* CURLE_WRITE_ERROR */
+    }
+    if (a->len + len + 1 > a->cap) {
+        size_t cap = a->cap ? a->cap : 4096;
+        char *b;
+        while (cap < a->len + len + 1)
+            cap *= 2;
+        if (cap > LGW_LAMBDA_ANSWER_MAX + 1)
+            cap = LGW_LAMBDA_ANSWER_MAX + 1;
+        if (!(b = realloc(a->body, cap)))
+            return 0;
+        a->body = b;
+        a->cap = cap;
+    }
+    memcpy(a->body + a->len, p, len);
+    a->len += len;
+    a->body[a->len] = '\0';
+    return len;
+}
+
+static bool header_is(const char *line, size_t nlen, const char *name)
+{
+    return strlen(name) == nlen && strncasecmp(line, name, nlen) == 0;
+}
+
+static bool all_of(const char *s, const char *set)
+{
+    return strspn(s, set) == strlen(s);
+}
+
+#define B64_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    struct answer *a = &((struct call *)arg)->ans;
+    size_t len = size * n, nlen, vlen;
+    const char *colon, *v;
+    char val[LGW_LAMBDA_LOG_RESULT_MAX + 1];
+
+    if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) {
+        /* A new status line (after a 100 Continue): only the last answer's headers count. */
+        free(a->log_result);
+        a->log_result = NULL;
+        a->bad_header = NULL;
+        a->error_type[0] = a->function_error[0] = a->executed_version[0] = '\0';
+        a->request_id[0] = '\0';
+        a->retry_after = -1;
+        return len;
+    }
+    colon = memchr(line, ':', len);
+    if (!colon)
+        return len;
+    nlen = (size_t)(colon - line);
+    v = colon + 1;
+    vlen = len - nlen - 1;
+    while (vlen && (*v == ' ' || *v == '\t')) {
+        v++;
+        vlen--;
+    }
+    while (vlen && (v[vlen - 1] == '\r' || v[vlen - 1] == '\n' || v[vlen - 1] == ' ' ||
+                    v[vlen - 1] == '\t'))
+        vlen--;
+    if (vlen > LGW_LAMBDA_LOG_RESULT_MAX) {
+        if (header_is(line, nlen, "X-Amz-Log-Result"))
+            a->bad_header = "X-Amz-Log-Result longer than 8192 bytes";
+        return len; /* no other header we read may be that long */
+    }
+    memcpy(val, v, vlen);
+    val[vlen] = '\0';
+    if (memchr(val, '\0', vlen)) {
+        a->bad_header = "a header value with a NUL byte";
+        return len;
+    }
+    if (header_is(line, nlen, "x-amzn-ErrorType")) {
+        /* "NameException:http://internal.amazon.com/..." : the SDKs keep what is before ':'. */
+        val[strcspn(val, ":")] = '\0';
+        if (strlen(val) >= sizeof(a->error_type) || !all_of(val, "abcdefghijklmnopqrstuvwxyz"
+                                                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                                 "0123456789._-"))
+            a->bad_header = "x-amzn-ErrorType is not an error type name";
+        else
+            memcpy(a->error_type, val, strlen(val) + 1);
+    } else if (header_is(line, nlen, "X-Amz-Function-Error")) {
+        if (!vlen || vlen >= sizeof(a->function_error) ||
+            !all_of(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-"))
+            a->bad_header = "X-Amz-Function-Error is not Unhandled/Handled";
+        else
+            memcpy(a->function_error, val, vlen + 1);
+    } else if (header_is(line, nlen, "X-Amz-Executed-Version")) {
+        if (vlen >= sizeof(a->executed_version) || !lgw_qualifier_valid(val))
+            a->bad_header = "X-Amz-Executed-Version is not a version";
+        else
+            memcpy(a->executed_version, val, vlen + 1);
+    } else if (header_is(line, nlen, "X-Amz-Log-Result")) {
+        char *copy;
+        if (!all_of(val, B64_CHARS)) {
+            a->bad_header = "X-Amz-Log-Result is not base64";
+        } else if ((copy = strdup(val))) {
+            free(a->log_result);
+            a->log_result = copy;
+        }
+    } else if (header_is(line, nlen, "x-amzn-RequestId")) {
+        /* Only a UUID-shaped id replaces ours; anything else is ignored, not an error. */
+        if (vlen && vlen <= LGW_REQUEST_ID_LEN && all_of(val, "0123456789abcdefABCDEF-"))
+            memcpy(a->request_id, val, vlen + 1);
+    } else if (header_is(line, nlen, "Retry-After")) {
+        /* Seconds; the HTTP-date form is not used by AWS and is ignored. */
+        if (vlen && vlen <= 6 && all_of(val, "0123456789"))
+            a->retry_after = strtol(val, NULL, 10);
+    }
+    return len;
+}
+
+/* ---- calls ---- */
+
+static void call_free(struct call *c)
+{
+    if (!c)
+        return;
+    if (c->easy)
+        curl_easy_cleanup(c->easy);
+    headers_free(&c->headers);
+    answer_reset(&c->ans);
+    free(c->ans.body);
+    free(c->owned_body);
+    free(c);
+}
+
+/* Calls done and forgets the call; on the transport thread only, for submitted calls. */
+static void call_finish(struct lambda *d, struct call *c)
+{
+    c->done(c->inv, c->done_arg);
+    call_free(c);
+    pthread_mutex_lock(&d->lock);
+    if (--d->inflight == 0)
+        pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
+}
+
+static const char *invocation_type(enum lgw_invoke_type t)
+{
+    return t == LGW_INVOKE_EVENT ? "Event" : t == LGW_INVOKE_DRYRUN ? "DryRun" : "RequestResponse";
+}
+
+static void log_retry(struct lambda *d, struct call *c, long wait_ms, const char *why)
+{
+    if (!d->opt.log)
+        return;
+    flockfile(stderr);
+    fprintf(stderr, "{\"level\":\"warn\",\"event\":\"lambda_retry\",\"function\":\"");
+    log_str(stderr, c->function);
+    fprintf(stderr, "\",\"attempt\":%u,\"waitMs\":%ld,\"reason\":\"", c->attempts + 1, wait_ms);
+    log_str(stderr, why);
+    fprintf(stderr, "\",\"requestId\":\"");
+    log_str(stderr, c->inv->request_id);
+    fprintf(stderr, "\"}\n");
+    funlockfile(stderr);
+}
+
+static uint64_t rng_next(struct lambda *d)
+{
+    /* xorshift64*: only the transport thread draws, and jitter needs no cryptographic quality */
+    d->rng ^= d->rng >> 12;
+    d->rng ^= d->rng << 25;
+    d->rng ^= d->rng >> 27;
+    return d->rng * 2685821657736338717ULL;
+}
+
+static void timer_insert(struct lambda *d, struct call *c)
+{
+    struct call **pp = &d->timers;
+
+    while (*pp && (*pp)->wake_ms <= c->wake_ms)
+        pp = &(*pp)->next;
+    c->next = *pp;
+    *pp = c;
+}
+
+/*
+ * Schedules another attempt if the bounds allow it: fewer than max_attempts so far, and the
+ * retry starts within retry_budget_ms of the first attempt. retry_after_s (-1 = none) is a floor
+ * on the wait. Returns false when the caller must answer with what it has.
+ */
+static bool retry_later(struct lambda *d, struct call *c, long retry_after_s, const char *why)
+{
+    int64_t now = mono_ms();
+    uint64_t cap, wait;
+
+    if (c->attempts >= d->opt.max_attempts)
+        return false;
+    cap = (uint64_t)d->opt.retry_base_ms << (c->attempts - 1 < 20 ? c->attempts - 1 : 20);
+    if (cap > d->opt.retry_cap_ms)
+        cap = d->opt.retry_cap_ms;
+    wait = rng_next(d) % (cap + 1);
+    if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > wait)
+        wait = (uint64_t)retry_after_s * 1000;
+    if (now + (int64_t)wait - c->start_ms > (int64_t)d->opt.retry_budget_ms)
+        return false;
+    log_retry(d, c, (long)wait, why);
+    c->wake_ms = now + (int64_t)wait;
+    timer_insert(d, c);
+    return true;
+}
+
+/* Starts one attempt: credentials, signature, easy handle. On failure answers the call. */
+static void attempt_start(struct lambda *d, struct call *c)
+{
+    struct lgw_aws_credentials cr;
+    struct lgw_sigv4_result sig;
+    struct lgw_sigv4_header sh[6];
+    struct lgw_sigv4_config cfg;
+    struct lgw_sigv4_request req;
+    struct lgw_error e;
+    const char *itype = invocation_type(c->type);
+    size_t nh = 0;
+    bool ok = false;
+
+    lgw_error_init(&e);
+    memset(&cr, 0, sizeof(cr));
+    memset(&sig, 0, sizeof(sig));
+    memset(&cfg, 0, sizeof(cfg));
+    answer_reset(&c->ans);
+    c->errbuf[0] = '\0';
+    if (c->attempts == 0)
+        c->start_ms = mono_ms();
+    else
+        atomic_fetch_add(&d->n_retries, 1);
+    c->attempts++;
+    atomic_fetch_add(&d->n_attempts, 1);
+
+    if (lgw_credentials_get(d->creds, &cr, &e) != LGW_OK) {
+        lgw_error_set(&c->inv->err, LGW_ECLIENT, "no AWS credentials to call Lambda with: %s",
+                      e.message);
+        goto out;
+    }
+    sh[nh++] = (struct lgw_sigv4_header){"Host", c->ep->host};
+    sh[nh++] = (struct lgw_sigv4_header){"Content-Type", "application/json"};
+    sh[nh++] = (struct lgw_sigv4_header){"X-Amz-Invocation-Type", itype};
+    if (c->log_tail)
+        sh[nh++] = (struct lgw_sigv4_header){"X-Amz-Log-Type", "Tail"};
+    if (c->client_context[0])
+        sh[nh++] = (struct lgw_sigv4_header){"X-Amz-Client-Context", c->client_context};
+    cfg = (struct lgw_sigv4_config){
+        .creds = {cr.access_key_id, cr.secret_access_key, cr.session_token},
+        .region = c->ep->region,
+        .service = "lambda",
+        .opts = lgw_sigv4_options_default(),
+        .cache = d->keys,
+    };
+    req = (struct lgw_sigv4_request){
+        .method = "POST",
+        .path = c->path,
+        .query = c->query,
+        .headers = sh,
+        .header_count = nh,
+        .body = c->body,
+        .body_len = c->body_len,
+        .payload_hash = c->payload_hash,
+    };
+    if (lgw_sigv4_sign(&cfg, &req, time(NULL), &sig, NULL, &e) != LGW_OK) {
+        lgw_error_set(&c->inv->err, LGW_ECLIENT, "cannot sign the call to Lambda: %s", e.message);
+        goto out;
+    }
+    for (size_t i = 0; i < nh; i++)
+        if (header_add(&c->headers, sh[i].name, sh[i].value) < 0)
+            goto nomem;
+    for (size_t i = 0; i < sig.add_count; i++)
+        if (header_add(&c->headers, sig.add[i].name, sig.add[i].value) < 0)
+            goto nomem;
+    if (header_add(&c->headers, "Authorization", sig.authorization) < 0 ||
+        !(c->headers = curl_slist_append(c->headers, "Expect:")) ||
+        !(c->headers = curl_slist_append(c->headers, "Accept: application/json")))
+        goto nomem;
+    if (!(c->easy = curl_easy_init()))
+        goto nomem;
+    curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
+    curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
+    curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "lambda-gateway/" LGW_VERSION);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)d->opt.connect_timeout_ms);
+    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, c->attempt_timeout_ms);
+    if (curl_multi_add_handle(d->multi, c->easy) != CURLM_OK)
+        goto nomem;
+    d->running++;
+    ok = true;
+    goto out;
+nomem:
+    lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
+out:
+    lgw_aws_credentials_release(&cr);
+    OPENSSL_cleanse(&sig, sizeof(sig));
+    OPENSSL_cleanse(&cfg, sizeof(cfg));
+    lgw_error_release(&e);
+    if (!ok) {
+        if (c->easy) {
+            curl_easy_cleanup(c->easy);
+            c->easy = NULL;
+        }
+        headers_free(&c->headers);
+        call_finish(d, c);
+    }
+}
+
+/* ---- answers: mapping ---- */
+
+static void malformed(struct call *c, const char *what)
+{
+    lgw_error_set(&c->inv->err, LGW_ECLIENT, "malformed answer from Lambda: %s", what);
+}
+
+/* 200 + X-Amz-Function-Error: the function ran and failed; its payload is the answer. */
+static void function_error(struct call *c)
+{
+    struct answer *a = &c->ans;
+    struct lgw_error *e = &c->inv->err;
+    json_t *p = a->body ? json_loadb(a->body, a->len, JSON_DECODE_ANY, NULL) : NULL;
+    const char *type, *msg;
+
+    if (!p) {
+        malformed(c, "X-Amz-Function-Error with a payload that is not JSON");
+        return;
+    }
+    type = json_string_value(json_object_get(p, "errorType"));
+    msg = json_string_value(json_object_get(p, "errorMessage"));
+    if (type && strcmp(type, "Sandbox.Timedout") == 0)
+        lgw_error_set(e, LGW_ETIMEDOUT, "%s", msg ? msg : "Task timed out");
+    else
+        lgw_error_set(e, LGW_EEXECUTE, "%s: %s", type ? type : a->function_error, msg ? msg : "");
+    json_decref(p);
+    lgw_error_take_payload(e, a->body, a->len);
+    a->body = NULL;
+    a->len = a->cap = 0;
+}
+
+static const struct {
+    const char *type;
+    enum lgw_errc code;
+} aws_types[] = {
+    {"ResourceNotFoundException", LGW_ENOTFOUND},
+    {"TooManyRequestsException", LGW_ETHROTTLED},
+    {"AccessDeniedException", LGW_EDENIED},
+    {"InvalidRequestContentException", LGW_EBADREQUEST},
+    {"RequestTooLargeException", LGW_ETOOLARGE},
+    {"RequestEntityTooLargeException", LGW_ETOOLARGE},
+};
+
+static enum lgw_errc code_for(const char *type, long status)
+{
+    for (size_t i = 0; i < sizeof(aws_types) / sizeof(aws_types[0]); i++)
+        if (strcmp(type, aws_types[i].type) == 0)
+            return aws_types[i].code;
+    return status == 429 ? LGW_ETHROTTLED : LGW_ECLIENT;
+}
+
+/* Copies a JSON string member into out (cap bytes), if there is one. */
+static void json_take(json_t *o, const char *key, char *out, size_t cap)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+
+    if (s && !out[0])
+        snprintf(out, cap, "%s", s);
+}
+
+/*
+ * A 4xx/5xx answer. Returns true when a retry was scheduled (the call lives on), false when the
+ * error was put into the invocation.
+ */
+static bool service_error(struct lambda *d, struct call *c, long status)
+{
+    struct answer *a = &c->ans;
+    struct lgw_error *e = &c->inv->err;
+    char type[LGW_AWS_TYPE_MAX], msg[LGW_ERROR_MESSAGE_MAX] = "", reason[64] = "";
+    json_t *body = a->body ? json_loadb(a->body, a->len, 0, NULL) : NULL;
+    bool ran = a->function_error[0] || a->executed_version[0];
+    enum lgw_errc code;
+
+    snprintf(type, sizeof(type), "%s", a->error_type);
+    if (json_is_object(body)) {
+        json_take(body, "message", msg, sizeof(msg));
+        json_take(body, "Message", msg, sizeof(msg));
+        json_take(body, "Reason", reason, sizeof(reason));
+        if (!type[0]) {
+            /* Some services put "prefix#NameException" in __type instead of the header. */
+            const char *t = json_string_value(json_object_get(body, "__type"));
+            if (t) {
+                snprintf(type, sizeof(type), "%s", strchr(t, '#') ? strchr(t, '#') + 1 : t);
+                type[strcspn(type, ":")] = '\0';
+            }
+        }
+    }
+    json_decref(body);
+    if (status == 429 || (status >= 500 && !ran)) {
+        char why[LGW_AWS_TYPE_MAX + 32];
+        snprintf(why, sizeof(why), "HTTP %ld%s%s", status, type[0] ? " " : "", type);
+        if (retry_later(d, c, a->retry_after, why))
+            return true;
+    }
+    code = code_for(type, status);
+    if (!msg[0])
+        snprintf(msg, sizeof(msg), "Lambda answered HTTP %ld%s%s", status, type[0] ? " " : "",
+                 type);
+    if (code == LGW_ECLIENT && status >= 500 && c->attempts > 1)
+        lgw_error_set(e, code, "%s (gave up after %u attempts)", msg, c->attempts);
+    else
+        lgw_error_set(e, code, "%s", msg);
+    e->aws_status = (int)status;
+    if (type[0])
+        snprintf(e->aws_type, sizeof(e->aws_type), "%s", type);
+    if (code == LGW_ETHROTTLED) {
+        snprintf(e->reason, sizeof(e->reason), "%s", reason);
+        e->retry_after = a->retry_after > 0 ? (unsigned)a->retry_after : 1;
+    }
+    return false;
+}
+
+/* An HTTP answer arrived. */
+static void answer_http(struct lambda *d, struct call *c, long status)
+{
+    struct answer *a = &c->ans;
+    struct lgw_invocation *inv = c->inv;
+    long want = c->type == LGW_INVOKE_SYNC ? 200 : c->type == LGW_INVOKE_EVENT ? 202 : 204;
+    char what[96];
+
+    if (a->bad_header) {
+        malformed(c, a->bad_header);
+    } else if (status >= 200 && status < 300) {
+        if (status != want) {
+            snprintf(what, sizeof(what), "HTTP %ld to a %s invocation (expected %ld)", status,
+                     invocation_type(c->type), want);
+            malformed(c, what);
+            goto done;
+        }
+        snprintf(inv->executed_version, sizeof(inv->executed_version), "%s",
+                 a->executed_version[0] ? a->executed_version : "$LATEST");
+        if (c->type != LGW_INVOKE_SYNC)
+            goto done;
+        if (a->function_error[0]) {
+            function_error(c);
+        } else {
+            inv->result = a->body ? a->body : strdup("");
+            inv->result_len = a->len;
+            a->body = NULL;
+            a->len = a->cap = 0;
+            if (!inv->result)
+                lgw_error_set(&inv->err, LGW_EINTERNAL, "out of memory");
+        }
+        if (c->log_tail && a->log_result) {
+            inv->log_tail_b64 = a->log_result;
+            a->log_result = NULL;
+        }
+    } else if (status >= 400 && status < 600) {
+        if (service_error(d, c, status))
+            return;
+    } else {
+        snprintf(what, sizeof(what), "unexpected HTTP %ld", status);
+        malformed(c, what);
+    }
+done:
+    /* The id the function ran under, as local mode answers with (and error payloads name). */
+    if (a->request_id[0])
+        memcpy(inv->request_id, a->request_id, sizeof(a->request_id));
+    call_finish(d, c);
+}
+
+/* The transfer failed before a complete HTTP answer. sent: the request went (at least partly)
+ * out on the wire. */
+static void answer_transport(struct lambda *d, struct call *c, CURLcode rc, bool sent)
+{
+    struct lgw_error *e = &c->inv->err;
+    const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+    bool retry = false;
+
+    switch (rc) {
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SEND_ERROR: /* the request did not get out whole: the function cannot have run */
+        retry = true;
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        if (!sent) {
+            retry = true;
+            break;
+        }
+        lgw_error_set(e, LGW_ECLIENT_TIMEOUT,
+                      "Lambda did not answer within %ld ms (the function's timeout plus %u ms); "
+                      "the function may still be running",
+                      c->attempt_timeout_ms, d->opt.timeout_margin_ms);
+        goto done;
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        if (!sent) {
+            retry = true;
+            break;
+        }
+        lgw_error_set(e, LGW_ECLIENT,
+                      "the connection to Lambda broke before an answer (%s); not retried: the "
+                      "function may have run",
+                      detail);
+        goto done;
+    case CURLE_WRITE_ERROR:
+        if (c->ans.too_large) {
+            char what[64];
+            snprintf(what, sizeof(what), "larger than %u bytes", LGW_LAMBDA_ANSWER_MAX);
+            malformed(c, what);
+        } else {
+            lgw_error_set(e, LGW_EINTERNAL, "out of memory reading Lambda's answer");
+        }
+        goto done;
+    case CURLE_OUT_OF_MEMORY:
+        lgw_error_set(e, LGW_EINTERNAL, "out of memory calling Lambda");
+        goto done;
+    case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_UNSUPPORTED_PROTOCOL: /* an HTTP/0.9 answer: not HTTP at all */
+    case CURLE_PARTIAL_FILE:
+    case CURLE_BAD_CONTENT_ENCODING:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+        malformed(c, detail);
+        goto done;
+    default:
+        lgw_error_set(e, LGW_ECLIENT, "the call to Lambda failed: %s", detail);
+        goto done;
+    }
+    if (retry && retry_later(d, c, -1, detail))
+        return;
+    lgw_error_set(e, LGW_ECLIENT, "Lambda is unreachable at %s: %s (gave up after %u attempt%s)",
+                  c->ep->host, detail, c->attempts, c->attempts == 1 ? "" : "s");
+done:
+    call_finish(d, c);
+}
+
+static void on_complete(struct lambda *d, CURL *easy, CURLcode rc)
+{
+    char *priv = NULL;
+    struct call *c;
+    long status = 0, reqsize = 0, nconn = 0;
+
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &reqsize);
+    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn);
+    c = (struct call *)(void *)priv;
+    atomic_fetch_add(&d->n_connections, (uint64_t)(nconn > 0 ? nconn : 0));
+    curl_multi_remove_handle(d->multi, easy);
+    curl_easy_cleanup(easy);
+    c->easy = NULL;
+    headers_free(&c->headers);
+    d->running--;
+    if (rc == CURLE_OK)
+        answer_http(d, c, status);
+    else
+        answer_transport(d, c, rc, reqsize > 0);
+}
+
+/* ---- the transport thread ---- */
+
+static void *transport_main(void *arg)
+{
+    struct lambda *d = arg;
+
+    for (;;) {
+        struct call *batch, *c;
+        CURLMsg *m;
+        bool stop;
+        int still = 0, left = 0;
+        int64_t now;
+        long wait = POLL_MAX_MS;
+
+        pthread_mutex_lock(&d->lock);
+        batch = d->sub_head;
+        d->sub_head = d->sub_tail = NULL;
+        stop = d->stop;
+        pthread_mutex_unlock(&d->lock);
+        while ((c = batch)) {
+            batch = c->next;
+            c->next = NULL;
+            attempt_start(d, c);
+        }
+        now = mono_ms();
+        while ((c = d->timers) && c->wake_ms <= now) {
+            d->timers = c->next;
+            c->next = NULL;
+            attempt_start(d, c);
+        }
+        curl_multi_perform(d->multi, &still);
+        while ((m = curl_multi_info_read(d->multi, &left)))
+            if (m->msg == CURLMSG_DONE)
+                on_complete(d, m->easy_handle, m->data.result);
+        if (stop && !d->running && !d->timers)
+            break;
+        if (d->timers) {
+            int64_t t = d->timers->wake_ms - mono_ms();
+            wait = t < 0 ? 0 : t < wait ? (long)t : wait;
+        }
+        /* Returns early on socket activity, curl's own timers, or curl_multi_wakeup. */
+        curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
+    }
+    return NULL;
+}
+
+/* ---- the dispatcher operations ---- */
+
+/* Validates and maps inv into a new call; on refusal sets inv->err and returns NULL. */
+static struct call *prepare(struct lambda *d, struct lgw_invocation *inv, enum lgw_invoke_type type)
+{
+    const char *name = inv->function;
+    const char *q = inv->qualifier && *inv->qualifier ? inv->qualifier : "";
+    const struct target *t;
+    char fname[FNAME_ENC_MAX + 1], qenc[QUALIFIER_ENC_MAX + 1];
+    struct call *c = NULL;
+    size_t limit = type == LGW_INVOKE_EVENT ? LGW_ASYNC_PAYLOAD_MAX : LGW_SYNC_PAYLOAD_MAX;
+
+    if (!lgw_function_name_valid(name)) {
+        lgw_error_set(&inv->err, LGW_EBADREQUEST,
+                      "the function name must be 1-64 of [A-Za-z0-9_-]");
+        return NULL;
+    }
+    if (*q && !lgw_qualifier_valid(q)) {
+        lgw_error_set(&inv->err, LGW_EBADREQUEST,
+                      "the qualifier must be $LATEST or 1-128 of [A-Za-z0-9_-]");
+        return NULL;
+    }
+    t = find_target(d, name);
+    if (t && t->qualifier[0]) {
+        if (*q && strcmp(q, t->qualifier) != 0) {
+            atomic_fetch_add(&d->n_denied, 1);
+            lgw_error_set(&inv->err, LGW_EDENIED,
+                          "function '%s' is mapped to qualifier '%s' by the gateway; '%s' may "
+                          "not be called through it",
+                          name, t->qualifier, q);
+            return NULL;
+        }
+        q = t->qualifier;
+    }
+    if (!allowed(d, name, q)) {
+        atomic_fetch_add(&d->n_denied, 1);
+        lgw_error_set(&inv->err, LGW_EDENIED,
+                      "function '%s%s%s' is not in the gateway's allow-list", name, *q ? ":" : "",
+                      q);
+        return NULL;
+    }
+    if (type != LGW_INVOKE_DRYRUN && inv->payload && inv->payload_len > limit) {
+        lgw_error_set(&inv->err, LGW_ETOOLARGE,
+                      "Request must be smaller than %zu bytes for the InvokeFunction operation",
+                      limit);
+        return NULL;
+    }
+    if (!(c = calloc(1, sizeof(*c))))
+        goto nomem;
+    c->d = d;
+    c->type = type;
+    c->inv = inv;
+    c->ans.retry_after = -1;
+    snprintf(c->function, sizeof(c->function), "%s", name);
+    c->ep = &d->eps[t ? t->ep : 0];
+    if (!t && !pct_encode(name, strlen(name), fname, sizeof(fname)))
+        goto nomem; /* cannot happen: a valid name is 64 bytes */
+    if (*q) {
+        if (!pct_encode(q, strlen(q), qenc, sizeof(qenc)))
+            goto nomem;
+        snprintf(c->query, sizeof(c->query), "Qualifier=%s", qenc);
+    }
+    snprintf(c->path, sizeof(c->path), "%s" API_PATH "%s" API_SUFFIX,
+             c->ep->base + c->ep->prefix_at, t ? t->fname_enc : fname);
+    snprintf(c->url, sizeof(c->url), "%s" API_PATH "%s" API_SUFFIX "%s%s", c->ep->base,
+             t ? t->fname_enc : fname, *q ? "?" : "", c->query);
+    if (type != LGW_INVOKE_DRYRUN) {
+        if (inv->payload) {
+            c->body = inv->payload;
+            c->body_len = inv->payload_len;
+        } else {
+            json_t *empty = inv->event ? NULL : json_object();
+            c->owned_body = lgw_json_dumps(inv->event ? inv->event : empty, &c->body_len);
+            json_decref(empty);
+            if (!c->owned_body)
+                goto nomem;
+            c->body = c->owned_body;
+            if (c->body_len > limit) {
+                lgw_error_set(&inv->err, LGW_ETOOLARGE,
+                              "Request must be smaller than %zu bytes for the InvokeFunction "
+                              "operation",
+                              limit);
+                goto fail;
+            }
+        }
+        if (inv->client_context) {
+            size_t n = strlen(inv->client_context);
+            if (4 * ((n + 2) / 3) > CLIENT_CONTEXT_B64_MAX) {
+                lgw_error_set(&inv->err, LGW_EBADREQUEST,
+                              "the client context must be at most %d bytes of base64",
+                              CLIENT_CONTEXT_B64_MAX);
+                goto fail;
+            }
+            EVP_EncodeBlock((unsigned char *)c->client_context,
+                            (const unsigned char *)inv->client_context, (int)n);
+        }
+    }
+    c->log_tail = inv->log_tail && type == LGW_INVOKE_SYNC;
+    /* Hashing up to 6 MiB is the costliest step of signing: done here, on the caller's thread
+     * and once per call, rather than on the transport thread at every attempt. */
+    sha256_hex(c->body, c->body_len, c->payload_hash);
+    if (!c->payload_hash[0])
+        goto nomem;
+    c->attempt_timeout_ms = (long)(t && t->timeout_ms ? t->timeout_ms : d->opt.default_timeout_ms) +
+                            (long)d->opt.timeout_margin_ms;
+    return c;
+nomem:
+    lgw_error_set(&inv->err, LGW_EINTERNAL, "out of memory");
+fail:
+    call_free(c);
+    return NULL;
+}
+
+static void start(struct lambda *d, struct lgw_invocation *inv, enum lgw_invoke_type type,
+                  lgw_done_fn done, void *arg)
+{
+    struct call *c = prepare(d, inv, type);
+
+    if (!c)
+        goto refuse;
+    c->done = done;
+    c->done_arg = arg;
+    pthread_mutex_lock(&d->lock);
+    if (d->draining) {
+        pthread_mutex_unlock(&d->lock);
+        call_free(c);
+        lgw_error_set(&inv->err, LGW_ESHUTDOWN, "the gateway is shutting down");
+        goto refuse;
+    }
+    if (d->inflight >= d->opt.max_inflight) {
+        pthread_mutex_unlock(&d->lock);
+        call_free(c);
+        lgw_error_set(&inv->err, LGW_ETHROTTLED, "Rate Exceeded.");
+        snprintf(inv->err.reason, sizeof(inv->err.reason), "ConcurrentInvocationLimitExceeded");
+        goto refuse;
+    }
+    d->inflight++;
+    if (d->sub_tail)
+        d->sub_tail->next = c;
+    else
+        d->sub_head = c;
+    d->sub_tail = c;
+    atomic_fetch_add(&d->n_calls, 1);
+    /* Under the lock, as is everything touching d after the call is queued: once it is, it may
+     * be answered and the dispatcher drained and destroyed before this thread runs again. */
+    curl_multi_wakeup(d->multi);
+    pthread_mutex_unlock(&d->lock);
+    return;
+refuse:
+    done(inv, arg);
+}
+
+static void lambda_dispatch(struct lgw_dispatcher *base, struct lgw_invocation *inv,
+                            lgw_done_fn done, void *arg)
+{
+    start((struct lambda *)base, inv, LGW_INVOKE_SYNC, done, arg);
+}
+
+static void lambda_dispatch_async(struct lgw_dispatcher *base, struct lgw_invocation *inv,
+                                  lgw_done_fn done, void *arg)
+{
+    start((struct lambda *)base, inv, LGW_INVOKE_EVENT, done, arg);
+}
+
+static void lambda_check(struct lgw_dispatcher *base, struct lgw_invocation *inv, lgw_done_fn done,
+                         void *arg)
+{
+    start((struct lambda *)base, inv, LGW_INVOKE_DRYRUN, done, arg);
+}
+
+static bool json_array_has(json_t *a, const char *s)
+{
+    size_t i;
+    json_t *v;
+
+    json_array_foreach(a, i, v)
+    {
+        if (strcmp(json_string_value(v), s) == 0)
+            return true;
+    }
+    return false;
+}
+
+static json_t *lambda_functions(struct lgw_dispatcher *base)
+{
+    struct lambda *d = (struct lambda *)base;
+    json_t *a = json_array();
+
+    for (size_t i = 0; a && i < d->ntargets; i++)
+        json_array_append_new(a, json_string(d->targets[i].name));
+    /* Exact allow-list names are callable too; globs name no function. */
+    for (size_t i = 0; a && i < d->nallow; i++)
+        if (!strpbrk(d->allow[i], "*:") && !json_array_has(a, d->allow[i]))
+            json_array_append_new(a, json_string(d->allow[i]));
+    return a;
+}
+
+static void lambda_drain(struct lgw_dispatcher *base)
+{
+    struct lambda *d = (struct lambda *)base;
+
+    pthread_mutex_lock(&d->lock);
+    d->draining = true;
+    while (d->inflight)
+        pthread_cond_wait(&d->idle, &d->lock);
+    d->drained = true;
+    pthread_mutex_unlock(&d->lock);
+}
+
+static void lambda_destroy(struct lgw_dispatcher *base)
+{
+    struct lambda *d = (struct lambda *)base;
+
+    if (d->thread_started) {
+        if (!d->drained)
+            lambda_drain(base);
+        pthread_mutex_lock(&d->lock);
+        d->stop = true;
+        curl_multi_wakeup(d->multi);
+        pthread_mutex_unlock(&d->lock);
+        pthread_join(d->thread, NULL);
+    }
+    if (d->multi)
+        curl_multi_cleanup(d->multi);
+    if (d->own_creds)
+        lgw_credentials_provider_free(d->creds);
+    lgw_sigv4_key_cache_free(d->keys);
+    for (size_t i = 0; i < d->nallow; i++)
+        free(d->allow[i]);
+    free(d->allow);
+    free(d->targets);
+    free(d->eps);
+    pthread_cond_destroy(&d->idle);
+    pthread_mutex_destroy(&d->lock);
+    if (d->curl_inited)
+        curl_global_cleanup();
+    free(d);
+}
+
+static const struct lgw_dispatcher_ops lambda_ops = {
+    .name = "lambda",
+    .dispatch = lambda_dispatch,
+    .dispatch_async = lambda_dispatch_async,
+    .check = lambda_check,
+    .functions = lambda_functions,
+    .drain = lambda_drain,
+    .destroy = lambda_destroy,
+};
+
+int lgw_lambda_stats(struct lgw_dispatcher *base, struct lgw_lambda_stats *out)
+{
+    struct lambda *d = (struct lambda *)base;
+
+    memset(out, 0, sizeof(*out));
+    if (!base || base->ops != &lambda_ops)
+        return -1;
+    out->calls = atomic_load(&d->n_calls);
+    out->attempts = atomic_load(&d->n_attempts);
+    out->retries = atomic_load(&d->n_retries);
+    out->denied = atomic_load(&d->n_denied);
+    out->connections = atomic_load(&d->n_connections);
+    pthread_mutex_lock(&d->lock);
+    out->inflight = d->inflight;
+    pthread_mutex_unlock(&d->lock);
+    return 0;
+}
+
+/* ---- creation ---- */
+
+static void warn(const struct lambda *d, const char *msg, const char *name)
+{
+    if (!d->opt.log)
+        return;
+    flockfile(stderr);
+    fprintf(stderr, "{\"level\":\"warn\",\"event\":\"lambda_config\",\"function\":\"");
+    log_str(stderr, name);
+    fprintf(stderr, "\",\"message\":\"");
+    log_str(stderr, msg);
+    fprintf(stderr, "\"}\n");
+    funlockfile(stderr);
+}
+
+static enum lgw_errc apply_options(struct lambda *d, const struct lgw_lambda_options *opt,
+                                   struct lgw_error *err)
+{
+    struct lgw_lambda_options *o = &d->opt;
+
+    *o = opt ? *opt : (struct lgw_lambda_options){0};
+    o->env = NULL;
+    o->credentials = NULL;
+    o->region = o->endpoint = NULL;
+    o->allow = NULL;
+    o->nallow = 0;
+    if (!o->connect_timeout_ms)
+        o->connect_timeout_ms = LGW_LAMBDA_DEFAULT_CONNECT_TIMEOUT_MS;
+    if (!o->default_timeout_ms)
+        o->default_timeout_ms = LGW_LAMBDA_DEFAULT_TIMEOUT_MS;
+    if (!o->timeout_margin_ms)
+        o->timeout_margin_ms = LGW_LAMBDA_DEFAULT_MARGIN_MS;
+    if (!o->max_attempts)
+        o->max_attempts = LGW_LAMBDA_DEFAULT_MAX_ATTEMPTS;
+    if (!o->retry_base_ms)
+        o->retry_base_ms = LGW_LAMBDA_DEFAULT_RETRY_BASE_MS;
+    if (!o->retry_cap_ms)
+        o->retry_cap_ms = LGW_LAMBDA_DEFAULT_RETRY_CAP_MS;
+    if (!o->retry_budget_ms)
+        o->retry_budget_ms = LGW_LAMBDA_DEFAULT_RETRY_BUDGET_MS;
+    if (!o->max_inflight)
+        o->max_inflight = LGW_LAMBDA_DEFAULT_MAX_INFLIGHT;
+    if (o->max_attempts > LGW_LAMBDA_MAX_ATTEMPTS)
+        return lgw_error_set(err, LGW_EINTERNAL, "lambda: max_attempts must be 1 to %u",
+                             LGW_LAMBDA_MAX_ATTEMPTS);
+    if (o->default_timeout_ms > LGW_MAX_TIMEOUT_MS)
+        return lgw_error_set(err, LGW_EINTERNAL, "lambda: default timeout over %u ms",
+                             LGW_MAX_TIMEOUT_MS);
+    return LGW_OK;
+}
+
+static enum lgw_errc copy_allow(struct lambda *d, const struct lgw_lambda_options *opt,
+                                struct lgw_error *err)
+{
+    d->allow_any = opt && opt->allow_any;
+    if (!opt || !opt->nallow) {
+        if (!d->allow_any)
+            return lgw_error_set(err, LGW_EINTERNAL,
+                                 "lambda mode needs an allow-list of the functions callers may "
+                                 "reach (\"allow\": names or * globs), or --allow-any-function "
+                                 "to allow every function the credentials can invoke");
+        return LGW_OK;
+    }
+    if (!(d->allow = calloc(opt->nallow, sizeof(*d->allow))))
+        return lgw_error_set(err, LGW_EINTERNAL, "out of memory");
+    for (size_t i = 0; i < opt->nallow; i++) {
+        if (!pattern_valid(opt->allow[i]))
+            return lgw_error_set(err, LGW_EINTERNAL,
+                                 "allow[%zu]: '%.256s' must be a name or NAME:QUALIFIER of "
+                                 "[A-Za-z0-9_-] and * globs",
+                                 i, opt->allow[i] ? opt->allow[i] : "");
+        if (!(d->allow[i] = strdup(opt->allow[i])))
+            return lgw_error_set(err, LGW_EINTERNAL, "out of memory");
+        d->nallow++;
+    }
+    return LGW_OK;
+}
+
+struct lgw_dispatcher *lgw_lambda_new(const struct lgw_function_config *fns, size_t nfns,
+                                      const struct lgw_lambda_options *opt, struct lgw_error *err)
+{
+    struct lambda *d = calloc(1, sizeof(*d));
+    struct lgw_credentials_options copts;
+    char region[LGW_AWS_REGION_MAX + 1];
+    struct setup su;
+
+    if (!d) {
+        lgw_error_set(err, LGW_EINTERNAL, "out of memory");
+        return NULL;
+    }
+    d->base.ops = &lambda_ops;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->idle, NULL);
+    if (apply_options(d, opt, err) || copy_allow(d, opt, err))
+        goto fail;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        lgw_error_set(err, LGW_EINTERNAL, "cannot initialise libcurl");
+        goto fail;
+    }
+    d->curl_inited = true;
+    su.env = opt ? opt->env : NULL;
+    su.endpoint = opt ? opt->endpoint : NULL;
+    if (opt && opt->region) {
+        if (!region_valid(opt->region)) {
+            lgw_error_set(err, LGW_EINTERNAL, "region '%.40s' is not an AWS region", opt->region);
+            goto fail;
+        }
+        snprintf(region, sizeof(region), "%s", opt->region);
+    } else if (lgw_aws_region_resolve(su.env, NULL, region, sizeof(region), err) != LGW_OK) {
+        goto fail;
+    }
+    su.region = region;
+    d->eps = calloc(nfns + 1, sizeof(*d->eps));
+    d->targets = calloc(nfns ? nfns : 1, sizeof(*d->targets));
+    if (!d->eps || !d->targets) {
+        lgw_error_set(err, LGW_EINTERNAL, "out of memory");
+        goto fail;
+    }
+    /* eps[0] is the default region's: unconfigured functions use it. */
+    if (endpoint_for(d, su.env, region, su.endpoint, err) == (size_t)-1)
+        goto fail;
+    for (size_t i = 0; i < nfns; i++) {
+        if (add_target(d, &fns[i], &su, err) != LGW_OK)
+            goto fail;
+        if (!allowed(d, fns[i].name, d->targets[d->ntargets - 1].qualifier))
+            warn(d, "configured but not in the allow-list: calls to it are denied", fns[i].name);
+    }
+    if (opt && opt->credentials) {
+        d->creds = opt->credentials;
+    } else {
+        memset(&copts, 0, sizeof(copts));
+        copts.env = su.env;
+        if (lgw_credentials_provider_new(&copts, &d->creds, err) != LGW_OK)
+            goto fail;
+        d->own_creds = true;
+    }
+    if (!(d->keys = lgw_sigv4_key_cache_new(0)) || !(d->multi = curl_multi_init())) {
+        lgw_error_set(err, LGW_EINTERNAL, "out of memory");
+        goto fail;
+    }
+    if (RAND_bytes((unsigned char *)&d->rng, sizeof(d->rng)) != 1 || d->rng == 0)
+        d->rng = 0x9e3779b97f4a7c15ULL;
+    if (pthread_create(&d->thread, NULL, transport_main, d) != 0) {
+        lgw_error_set(err, LGW_EINTERNAL, "cannot start the transport thread");
+        goto fail;
+    }
+    d->thread_started = true;
+    return &d->base;
+fail:
+    lambda_destroy(&d->base);
+    return NULL;
+}

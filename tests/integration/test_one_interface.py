@@ -1,0 +1,325 @@
+"""One interface: the same gateway-face tests, the same requests and the same expected statuses
+and bodies, against local mode and against lambda mode (DESIGN.md: "a caller must not be able to
+tell local mode from lambda mode except by what the functions compute").
+
+Lambda mode is pointed at a Lambda-compatible upstream that serves the same example functions:
+a second lambda-gateway in local mode, reached through its Invoke API face
+(/2015-03-31/functions/NAME/invocations) with AWS_ENDPOINT_URL_LAMBDA, with its inbound SigV4
+check on, so every call the lambda dispatcher makes must carry a valid signature for the
+upstream's access key. Both gateways share the function settings below, so a function error,
+a Sandbox.Timedout or a throttle is produced by the upstream and has to travel back through the
+lambda dispatcher into the very answer local mode gives.
+
+Request ids differ from call to call, so bodies are compared with every id replaced by "<id>",
+after checking that the ids agree with each other (X-Request-Id, the error's requestId, the
+function's error payload and the timeout message all name the id the function ran under).
+Where the modes must differ, the test says why.
+"""
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import BIN, Gateway, wait_until
+
+REGION = "us-east-1"
+ACCOUNT = "000000000000"
+KEY_ID = "AKIDONEINTERFACE"
+SECRET = "one-interface-secret/K7MDENG+bPxRfiCY"
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+SYNC_MAX = 6291456
+ASYNC_MAX = 1048576
+HOLD_MS = 6000  # how long the throttle test keeps the only concurrency slot of "single"
+
+# The functions both modes serve (local: these settings; lambda: the upstream's settings).
+FUNCTIONS = {
+    "sleep": {"timeout": 1},
+    "single": {"handler": "sleep", "timeout": 10, "concurrency": 1},
+}
+
+
+class Mode:
+    """The gateway a test talks to, plus what else runs for it."""
+
+    def __init__(self, name):
+        self.name = name
+        self.upstream = None
+        self.tmp = tempfile.TemporaryDirectory(prefix="lgw-one-")
+        if name == "local":
+            self.gw = Gateway(config={"functions": FUNCTIONS})
+            return
+        self.upstream = Gateway(config={"functions": FUNCTIONS, "access_keys": {KEY_ID: SECRET}})
+        env = {
+            "AWS_ACCESS_KEY_ID": KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{self.upstream.port}",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "HOME": self.tmp.name,  # no ~/.aws of the machine's
+        }
+        config = {
+            "mode": "lambda",
+            # Every function the tests call, so that "unknown" is the upstream's 404 and not
+            # the gateway's own 403 (that one has its own test below).
+            "allow": ["echo", "hello", "fail", "sleep", "single", "nope"],
+            # The gateway's call timeout is the function's plus a margin: it must not cut the
+            # upstream's own Sandbox.Timedout answer short.
+            "functions": {"sleep": {"timeout": 1}, "single": {"timeout": 10}},
+        }
+        self.gw = Gateway(config=config, env=env)
+        assert "(lambda mode)" in self.gw.banner
+
+    def stop(self):
+        self.gw.check_clean_exit()
+        if self.upstream:
+            # Everything lambda mode answered went through the upstream's Invoke API face.
+            assert "/2015-03-31/functions/echo/invocations" in self.upstream.stderr()
+            self.upstream.check_clean_exit()
+        self.tmp.cleanup()
+
+
+@pytest.fixture(scope="module", params=["local", "lambda"])
+def mode(request):
+    m = Mode(request.param)
+    yield m
+    m.stop()
+
+
+def call(m, path, body=b"", headers=None, timeout=30):
+    status, hdrs, data = m.gw.post(path, body, headers, timeout)
+    return status, hdrs, data
+
+
+def normalized(status, hdrs, data):
+    """(status, body) with ids replaced; checks the ids agree with X-Request-Id first."""
+    rid = hdrs.get("x-request-id")
+    assert rid and re.fullmatch(UUID, rid), hdrs
+    text = data.decode()
+    for found in re.findall(UUID, text):
+        assert found == rid, f"an id in the body is not the request's: {text}"
+    return status, json.loads(re.sub(UUID, "<id>", text)) if text else None
+
+
+def error_body(etype, message, function, **extra):
+    err = {"type": etype, "message": message, "function": function, "requestId": "<id>"}
+    err.update(extra)
+    return {"error": err}
+
+
+# ---- the shared tests: one set of expectations for both modes ----
+
+
+def test_echo_returns_the_event(mode):
+    sent = b'{"orderId": 7, "items": [1, 2.5, "x", {"deep": [null, true]}], "t": "\\u00e9"}'
+    want = '{"orderId":7,"items":[1,2.5,"x",{"deep":[null,true]}],"t":"é"}'.encode()
+    status, hdrs, data = call(mode, "/invoke/echo", sent)
+    assert (status, data) == (200, want)
+    assert hdrs["content-type"] == "application/json"
+    # The envelope form says the same.
+    envelope = b'{"function": "echo", "event": ' + sent + b"}"
+    assert call(mode, "/invoke", envelope)[::2] == (200, want)
+    # An empty body is the event {}, as Lambda treats an empty payload.
+    assert call(mode, "/invoke/echo", b"")[::2] == (200, b"{}")
+    # Numbers keep their shortest form both ways (0.1 stays 0.1).
+    assert call(mode, "/invoke/echo", b"[0.1, 1e300, -0.0]")[::2] == (200, b"[0.1,1e+300,-0.0]")
+
+
+def test_qualifiers(mode):
+    assert call(mode, "/invoke/echo:$LATEST", b'{"q":1}')[::2] == (200, b'{"q":1}')
+    got = normalized(*call(mode, "/invoke", b'{"function": "echo", "qualifier": "nope"}'))
+    assert got == (404, error_body(
+        "LambdaClientError",
+        f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT}:function:echo:nope",
+        "echo", awsErrorType="ResourceNotFoundException"))
+
+
+def test_hello(mode):
+    status, _, data = call(mode, "/invoke/hello", b'{"name": "Ada"}')
+    assert status == 200
+    assert json.loads(data) == {"statusCode": 200, "headers": {"content-type": "application/json"},
+                                "body": '{"message":"Hello, Ada!"}'}
+
+
+def test_fail_is_502_with_the_payload(mode):
+    got = normalized(*call(mode, "/invoke/fail", b'{"type": "KeyError", "message": "no such order"}'))
+    assert got == (502, error_body(
+        "LambdaExecuteError", "KeyError: no such order", "fail",
+        payload={"errorMessage": "no such order", "errorType": "KeyError", "requestId": "<id>",
+                 "stackTrace": []}))
+
+
+def test_unknown_function_is_404(mode):
+    got = normalized(*call(mode, "/invoke/nope", b"{}"))
+    assert got == (404, error_body(
+        "LambdaClientError",
+        f"Function not found: arn:aws:lambda:{REGION}:{ACCOUNT}:function:nope", "nope",
+        awsErrorType="ResourceNotFoundException"))
+
+
+def test_sleep_past_its_timeout_is_504(mode):
+    t0 = time.monotonic()
+    got = normalized(*call(mode, "/invoke/sleep", b'{"ms": 3000}'))
+    assert time.monotonic() - t0 < 2.5
+    msg = "RequestId: <id> Error: Task timed out after 1.00 seconds"
+    assert got == (504, error_body(
+        "LambdaExecuteError", msg, "sleep", awsErrorType="Sandbox.Timedout",
+        payload={"errorType": "Sandbox.Timedout", "errorMessage": msg}))
+
+
+def test_async_is_202(mode):
+    got = normalized(*call(mode, "/invoke-async/echo", b'{"later": true}'))
+    assert got == (202, {"status": 202, "requestId": "<id>"})
+    got = normalized(*call(mode, "/invoke-async", b'{"function": "sleep", "event": {"ms": 1}}'))
+    assert got == (202, {"status": 202, "requestId": "<id>"})
+
+
+def test_bad_json_is_400(mode):
+    got = normalized(*call(mode, "/invoke/echo", b'{"a": '))
+    assert got == (400, error_body("BadRequest", "Could not parse request body into json: "
+                                   "unexpected token near end of file (line 1, column 6)", None))
+    got = normalized(*call(mode, "/invoke", b'{"event": {}}'))
+    assert got == (400, error_body("BadRequest", "missing 'function' in the envelope", None))
+
+
+def announce_length(m, path, length):
+    """Sends only the headers of a request announcing length body bytes (the gateway answers
+    413 without reading the body); returns (status, headers, body) of the reply."""
+    s = socket.create_connection((m.gw.host, m.gw.port))
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+              % (path.encode(), length))
+    s.settimeout(10)
+    reply = b""
+    while b"\r\n\r\n" not in reply or len(reply.split(b"\r\n\r\n", 1)[1]) < int(
+            re.search(rb"(?i)content-length: *(\d+)", reply).group(1)):
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        reply += chunk
+    s.close()
+    head, body = reply.split(b"\r\n\r\n", 1)
+    lines = head.decode().split("\r\n")
+    hdrs = {k.lower(): v.strip() for k, v in (ln.split(":", 1) for ln in lines[1:])}
+    return int(lines[0].split()[1]), hdrs, body
+
+
+def test_too_large_is_413(mode):
+    got = normalized(*announce_length(mode, "/invoke/echo", SYNC_MAX + 1))
+    assert got == (413, error_body(
+        "RequestTooLarge",
+        "Request must be smaller than 6291456 bytes for the InvokeFunction operation", None))
+    got = normalized(*announce_length(mode, "/invoke-async/echo", ASYNC_MAX + 1))
+    assert got[0] == 413 and got[1]["error"]["type"] == "RequestTooLarge"
+    assert "1048576" in got[1]["error"]["message"]
+    # Just under the sync limit goes through, in both modes, all the way to the function.
+    body = b"[" + b" " * (SYNC_MAX - 2) + b"]"
+    assert call(mode, "/invoke/echo", body)[::2] == (200, b"[]")
+
+
+def test_throttled_is_429(mode):
+    holder = {}
+
+    def hold():
+        holder["answer"] = call(mode, "/invoke/single", json.dumps({"ms": HOLD_MS}).encode())
+
+    t = threading.Thread(target=hold)
+    t.start()
+    # Wait until the holder runs and has the only slot of "single" (its log line says so).
+    runner = mode.upstream or mode.gw
+    assert wait_until(lambda: f"sleeping {HOLD_MS} ms" in runner.stderr(), timeout=10)
+    t0 = time.monotonic()
+    status, hdrs, data = call(mode, "/invoke/single", b'{"ms": 1}')
+    waited = time.monotonic() - t0
+    got = normalized(status, hdrs, data)
+    assert got == (429, error_body(
+        "LambdaClientError", "Rate Exceeded.", "single",
+        awsErrorType="TooManyRequestsException",
+        reason="ReservedFunctionConcurrentInvocationLimitExceeded"))
+    assert hdrs["retry-after"] == "1"
+    if mode.name == "local":
+        assert waited < 1.0
+    else:
+        # Where the modes differ: the lambda dispatcher retries AWS's throttles (as the AWS SDKs
+        # do), waiting the Retry-After (1 s) between attempts, and gives up after 4 attempts;
+        # only then does the caller get the same 429. Local mode has nothing to retry against.
+        assert 3.0 <= waited < HOLD_MS / 1000 - 0.5
+    t.join()
+    assert holder["answer"][::2] == (200, json.dumps({"slept": HOLD_MS}, separators=(",", ":")).encode())
+
+
+# ---- where the modes differ on purpose ----
+
+
+def test_lambda_mode_allow_list(mode):
+    if mode.name == "local":
+        # Local mode has no allow-list: it serves every loaded handler (config is one).
+        status, _, data = call(mode, "/invoke/config", b'{"key": "x"}')
+        assert (status, json.loads(data)) == (200, {"key": "x"})
+        return
+    # Lambda mode holds real credentials: a function outside the allow-list is refused with
+    # 403 AccessDeniedException and never reaches AWS (here: the upstream never sees it).
+    got = normalized(*call(mode, "/invoke/config", b'{"key": "x"}'))
+    assert got == (403, error_body(
+        "LambdaClientError", "function 'config' is not in the gateway's allow-list", "config",
+        awsErrorType="AccessDeniedException"))
+    assert "/functions/config/" not in mode.upstream.stderr()
+
+
+# ---- lambda mode start-up: no local counterpart ----
+
+
+def start_fails(config, env, args=()):
+    """Runs the gateway expecting it to refuse to start; returns its stderr."""
+    with tempfile.TemporaryDirectory(prefix="lgw-one-") as tmp:
+        path = os.path.join(tmp, "config.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": tmp,
+                    "AWS_EC2_METADATA_DISABLED": "true"}
+        full_env.update(env)
+        p = subprocess.run([BIN, "--listen", "127.0.0.1:0", "--config", path, *args],
+                           env=full_env, capture_output=True, timeout=30)
+        assert p.returncode != 0 and p.stdout == b""
+        return p.stderr.decode()
+
+
+def test_lambda_mode_refuses_to_start_without_what_it_needs():
+    creds = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET}
+    # No allow-list and no --allow-any-function: it would be an open proxy into the account.
+    err = start_fails({"mode": "lambda"}, dict(creds, AWS_REGION=REGION))
+    assert "no allow-list" in err and "--allow-any-function" in err
+    err = start_fails({"mode": "lambda", "allow": ["echo"]}, creds)
+    assert "no AWS region" in err
+    err = start_fails({"mode": "lambda", "allow": ["echo"]}, {"AWS_REGION": REGION})
+    assert "no AWS credentials found" in err
+    bad = {"mode": "lambda", "allow": ["orders"],
+           "functions": {"orders": {"target": "arn:aws:lambda:us-east-1:12:function:x"}}}
+    err = start_fails(bad, dict(creds, AWS_REGION=REGION))
+    assert "function 'orders': target" in err
+    # Nothing secret is echoed back.
+    assert SECRET not in err
+
+
+def test_lambda_mode_allow_any_and_region_precedence(start_gateway):
+    upstream = start_gateway(config={"access_keys": {KEY_ID: SECRET}})
+    env = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION,
+           "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{upstream.port}",
+           "AWS_EC2_METADATA_DISABLED": "true", "HOME": upstream.tmp.name}
+    g = start_gateway(args=("--allow-any-function",), config={"mode": "lambda"}, env=env)
+    assert '"--allow-any-function: callers may invoke every function' in g.stderr()
+    assert g.post("/invoke/hello", b'{"name": "any"}')[0] == 200
+    assert g.post("/invoke/config", b'{"key": "k"}')[::2] == (200, b'{"key":"k"}')
+    # The gateway's own region setting (config file or LGW_REGION) wins over AWS_REGION: the
+    # calls are then signed for eu-west-1, which the upstream (us-east-1) refuses.
+    g2 = start_gateway(args=("--allow-any-function",), config={"mode": "lambda"},
+                       env=dict(env, LGW_REGION="eu-west-1"))
+    status, _, data = g2.post("/invoke/hello", b"{}")
+    err = json.loads(data)["error"]
+    assert (status, err["type"], err["awsErrorType"]) == (
+        502, "LambdaClientError", "InvalidSignatureException")
+    assert SECRET not in data.decode()
