@@ -407,7 +407,7 @@ BAD = [
          "X-Amz-Executed-Version": "$LATEST"})),
     ("an async answer without requestId", response("POST", "/invoke-async/echo", 202,
                                                    {"status": 202})),
-    ("a route path once routes are configured elsewhere", response("GET", "/api2/x", 200, "x")),
+    ("a path no route of this gateway matches", response("GET", "/api2/x", 200, "x")),
 ]
 
 
