@@ -55,6 +55,13 @@ class Mode:
             self.gw = Gateway(config={"functions": FUNCTIONS})
             return
         self.upstream = Gateway(config={"functions": FUNCTIONS, "access_keys": {KEY_ID: SECRET}})
+        try:
+            self._start_front()
+        except BaseException:
+            self.upstream.stop()
+            raise
+
+    def _start_front(self):
         env = {
             "AWS_ACCESS_KEY_ID": KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET,
@@ -73,15 +80,20 @@ class Mode:
             "functions": {"sleep": {"timeout": 1}, "single": {"timeout": 10}},
         }
         self.gw = Gateway(config=config, env=env)
-        assert "(lambda mode)" in self.gw.banner
+        if "(lambda mode)" not in self.gw.banner:
+            self.gw.stop()
+            raise AssertionError(f"not in lambda mode: {self.gw.banner}")
 
     def stop(self):
-        self.gw.check_clean_exit()
-        if self.upstream:
-            # What lambda mode answered came through the upstream's Invoke API face.
-            assert '"path":"/2015-03-31/functions/' in self.upstream.stderr()
-            self.upstream.check_clean_exit()
-        self.tmp.cleanup()
+        try:
+            self.gw.check_clean_exit()
+            if self.upstream:
+                # What lambda mode answered came through the upstream's Invoke API face.
+                assert '"path":"/2015-03-31/functions/' in self.upstream.stderr()
+        finally:
+            if self.upstream:
+                self.upstream.check_clean_exit()
+            self.tmp.cleanup()
 
 
 @pytest.fixture(scope="module", params=["local", "lambda"])
