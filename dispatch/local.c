@@ -390,6 +390,9 @@ static void job_run(struct job *j, struct lgw_invocation *out)
     double ms;
     int n;
 
+    /* The handler's deadline is rounded up to the next millisecond so that, when it sees no
+     * time left, the monotonic deadline the timer enforces (set just before) has passed too. */
+    clock_gettime(CLOCK_REALTIME, &t0);
     j->ctx.ops = &local_ctx_ops;
     j->ctx.event = j->event;
     j->ctx.context = (struct lgw_lambda_context){
@@ -399,7 +402,8 @@ static void job_run(struct job *j, struct lgw_invocation *out)
         .invoked_arn = j->invoked_arn,
         .log_group_name = f->log_group,
         .memory_mb = f->cfg.memory_mb,
-        .deadline_ms = lgw_now_ms() + f->cfg.timeout_ms,
+        .deadline_ms =
+            (int64_t)t0.tv_sec * 1000 + (t0.tv_nsec + 999999) / 1000000 + f->cfg.timeout_ms,
         .client_context = j->client_context,
     };
     n = snprintf(line, sizeof(line), "START RequestId: %s Version: $LATEST", j->request_id);
@@ -606,10 +610,20 @@ static void *worker_main(void *arg)
         pthread_mutex_lock(&d->lock);
         j->fn->inflight--;
         if (!j->async && j->state == JOB_RUNNING) {
+            struct timespec now;
+            bool late;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            /* A handler that returns at or after its deadline lost the race with the timer:
+             * Lambda would have stopped it, so the answer is the timeout, whatever it returned
+             * (the sleep example gives up at its deadline with an error of its own). */
+            late = ts_cmp(&now, &j->deadline) >= 0;
             timer_remove(d, j);
             j->state = JOB_ANSWERED;
             pthread_mutex_unlock(&d->lock);
-            answer(j, &scratch);
+            if (late)
+                timeout_answer(j);
+            else
+                answer(j, &scratch);
             pthread_mutex_lock(&d->lock);
         } else if (j->async && scratch.err.code != LGW_OK) {
             /* Nobody waits for an Event invocation: its failure goes to the notify sink, as

@@ -91,9 +91,18 @@ static json_t *context_of(struct lgw_exec_ctx *ctx)
     return json_pack("{s:s,s:s,s:s,s:s,s:i,s:b,s:O?,s:s?,s:s?}", "requestId", c->request_id,
                      "function", c->function_name, "version", c->function_version, "arn",
                      c->invoked_arn, "memory", (int)c->memory_mb, "timeLeft",
-                     lgw_remaining_ms(ctx) > 0 && lgw_remaining_ms(ctx) <= 3000, "cc",
+                     /* the deadline is rounded up to the next ms */
+                     lgw_remaining_ms(ctx) > 0 && lgw_remaining_ms(ctx) <= 3001, "cc",
                      c->client_context, "fromEnv", lgw_config_get(ctx, "FROM_ENV", NULL),
                      "fromProcess", lgw_config_get(ctx, "LGW_TEST_PROCESS_VAR", "dflt"));
+}
+
+/* Returns success just after its deadline: Lambda would have stopped it. */
+static json_t *overrun(struct lgw_exec_ctx *ctx)
+{
+    while (lgw_remaining_ms(ctx) > 0)
+        nanosleep(&(struct timespec){.tv_nsec = 200000}, NULL);
+    return json_string("finished late");
 }
 
 static json_t *returns_nothing(struct lgw_exec_ctx *ctx)
@@ -108,6 +117,7 @@ static const struct lgw_handler_def test_handlers[] = {
     {LGW_HANDLER_ABI, "big", big, NULL},
     {LGW_HANDLER_ABI, "ctx", context_of, NULL},
     {LGW_HANDLER_ABI, "nothing", returns_nothing, NULL},
+    {LGW_HANDLER_ABI, "overrun", overrun, NULL},
     {0, NULL, NULL, NULL},
 };
 
@@ -320,6 +330,25 @@ static void bg_join(struct bg *b)
     pthread_join(b->t, NULL);
     json_decref(b->ev);
     lgw_invocation_release(&b->inv);
+}
+
+static void test_late_success_is_still_a_timeout(void **state)
+{
+    struct fx *f = *state;
+    struct lgw_function_config c;
+    struct lgw_invocation inv;
+
+    lgw_function_config_init(&c);
+    strcpy(c.name, "late");
+    strcpy(c.handler, "overrun");
+    c.timeout_ms = 50;
+    make(f, &c, 1, NULL);
+    /* whichever notices first, the timer or the returning worker, the answer is the timeout */
+    for (int i = 0; i < 20; i++) {
+        assert_int_equal(call(f->d, &inv, "late", "{}"), LGW_ETIMEDOUT);
+        assert_null(inv.result);
+        lgw_invocation_release(&inv);
+    }
 }
 
 static void test_reserved_concurrency(void **state)
@@ -587,6 +616,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_found_and_qualifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_error_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_late_success_is_still_a_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_runs_calls_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_queue_limit, setup, teardown),
