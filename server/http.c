@@ -170,9 +170,9 @@ void lgw_req_send_json(struct lgw_req *r, int status, json_t *body)
 
 void lgw_req_send_error(struct lgw_req *r, const struct lgw_error *e)
 {
-    json_t *err = json_pack("{s:s,s:s,s:s?,s:s}", "type", lgw_errc_type(e->code), "message",
-                            e->message, "function", r->function[0] ? r->function : NULL,
-                            "requestId", r->inv.request_id);
+    json_t *err =
+        json_pack("{s:s,s:s,s:s?,s:s}", "type", lgw_errc_type(e->code), "message", e->message,
+                  "function", r->function[0] ? r->function : NULL, "requestId", r->inv.request_id);
     struct MHD_Response *resp;
     char *text;
     char ra[16];
@@ -226,8 +226,8 @@ int lgw_req_parse_event(struct lgw_req *r, struct lgw_error *err)
     json_error_t jerr;
     size_t i = 0;
 
-    while (i < r->len && (r->body[i] == ' ' || r->body[i] == '\t' || r->body[i] == '\r' ||
-                          r->body[i] == '\n'))
+    while (i < r->len &&
+           (r->body[i] == ' ' || r->body[i] == '\t' || r->body[i] == '\r' || r->body[i] == '\n'))
         i++;
     if (i == r->len) {
         /* Lambda treats an empty payload as {}. */
@@ -237,8 +237,8 @@ int lgw_req_parse_event(struct lgw_req *r, struct lgw_error *err)
     r->event = json_loadb(r->body, r->len, JSON_DECODE_ANY, &jerr);
     if (!r->event) {
         lgw_error_set(err, LGW_EBADREQUEST,
-                      "Could not parse request body into json: %s (line %d, column %d)",
-                      jerr.text, jerr.line, jerr.column);
+                      "Could not parse request body into json: %s (line %d, column %d)", jerr.text,
+                      jerr.line, jerr.column);
         return -1;
     }
     return 0;
@@ -439,8 +439,8 @@ static int body_append(struct lgw_req *r, const char *data, size_t n)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
 {
     struct lgw_server *s = cls;
     struct lgw_req *r = *con_cls;
@@ -486,8 +486,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static int resolve_listen(const char *host, unsigned port, struct sockaddr_storage *ss,
                           socklen_t *len, bool *v6)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
     struct addrinfo *res = NULL;
     char portstr[8];
 
@@ -508,8 +508,8 @@ int lgw_server_start(struct lgw_server *s, struct lgw_config *cfg, struct lgw_di
     socklen_t sslen;
     bool v6 = false;
     unsigned threads = cfg->http_threads;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_ERROR_LOG | MHD_USE_TURBO;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO;
     const union MHD_DaemonInfo *info;
 
     memset(s, 0, sizeof(*s));

@@ -105,8 +105,8 @@ void lgw_req_send_json(struct lgw_req *r, int status, json_t *body);
 /* The gateway face's error body: {"error":{"type","message","function","requestId",...}}. */
 void lgw_req_send_error(struct lgw_req *r, const struct lgw_error *e);
 /* A gateway-style error from a code and message (request-level: no function yet). */
-void lgw_req_send_simple_error(struct lgw_req *r, int status, const char *type,
-                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void lgw_req_send_simple_error(struct lgw_req *r, int status, const char *type, const char *fmt,
+                               ...) __attribute__((format(printf, 4, 5)));
 
 enum lgw_dispatch_kind { LGW_DISPATCH_SYNC, LGW_DISPATCH_ASYNC, LGW_DISPATCH_CHECK };
 /* Starts r->inv on the dispatcher; finish is called (on an HTTP thread) once it is done. */
