@@ -520,9 +520,9 @@ def test_same_path_with_other_methods_is_fine(start_gateway):
     assert status == 200 and json.loads(data) == {"message": "Hello, 2!"}
 
 
-# ---- docs/routes.md, checked ----
+# ---- the README's handler-routes section, checked ----
 
-DOC = open(os.path.join(ROOT, "docs", "routes.md")).read()
+DOC = open(os.path.join(ROOT, "README.md")).read()
 
 
 def doc_block(after_heading, lang):
