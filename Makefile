@@ -131,6 +131,11 @@ check:
 bench: $(BIN) $(BENCH_BINS)
 	bench/run.sh
 
+# The image and the docker-compose stacks, tested with a real Docker engine (docs/docker.md).
+.PHONY: docker-test
+docker-test:
+	scripts/docker-test.sh
+
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRCS)
