@@ -24,6 +24,11 @@
 
 extern char **environ;
 
+static void exit_now(int sig)
+{
+    _exit(128 + sig);
+}
+
 static void die(const char *msg)
 {
     fprintf(stderr, "lambda-gateway: %s\n", msg);
@@ -183,9 +188,15 @@ int main(int argc, char **argv)
             "{\"level\":\"info\",\"event\":\"shutdown\",\"signal\":\"%s\",\"message\":\"draining: "
             "in-flight calls and queued async invocations finish first\"}\n",
             sig == SIGINT ? "SIGINT" : "SIGTERM");
-    /* A second signal means "now": restore the default action so it ends the process. */
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGINT, SIG_DFL);
+    /* A second signal means "now". A handler that exits, not SIG_DFL: as PID 1 in a container
+     * the kernel ignores a default-action SIGTERM. */
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = exit_now;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+    }
     pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 
     lgw_server_quiesce(&srv);
