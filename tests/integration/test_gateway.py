@@ -463,3 +463,21 @@ def test_env_and_flag_precedence(tmp_path):
     # the flag wins over LGW_LISTEN, which wins over the file
     g = Gateway(args=["--config", str(cfg)], env={"LGW_LISTEN": "127.0.0.1:2"})
     g.check_clean_exit()
+
+
+def test_second_signal_exits_at_once():
+    g = Gateway()
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        slow = ex.submit(g.post, "/invoke/sleep", {"ms": 2500})
+        time.sleep(0.3)
+        g.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        t0 = time.time()
+        g.proc.send_signal(signal.SIGTERM)
+        rc = g.stop(timeout=5)
+        assert time.time() - t0 < 1.0  # did not wait for the 2.5 s call
+        assert rc == 128 + signal.SIGTERM
+        try:
+            slow.result()
+        except Exception:  # the connection was cut: that is what "now" means
+            pass
