@@ -95,6 +95,28 @@ class Gateway:
         finally:
             c.close()
 
+    def post_chunked(self, path, total, headers=None, chunk=65536):
+        """POSTs about total bytes with chunked encoding (no Content-Length), so a limit can only
+        be enforced while the body arrives; stops sending if the server hangs up. Returns
+        (status, headers as a list of pairs, body bytes)."""
+        c = self.conn()
+        c.putrequest("POST", path)
+        c.putheader("Transfer-Encoding", "chunked")
+        for name, value in (headers or {}).items():
+            c.putheader(name, value)
+        c.endheaders()
+        piece = b"x" * chunk
+        try:
+            for _ in range(total // chunk + 2):
+                c.send(b"%x\r\n%s\r\n" % (len(piece), piece))
+            c.send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        r = c.getresponse()
+        result = r.status, r.getheaders(), r.read()
+        c.close()
+        return result
+
     def post(self, path, body=None, headers=None, timeout=30):
         return self.request("POST", path, body if body is not None else b"", headers, timeout)
 

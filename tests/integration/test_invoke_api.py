@@ -505,23 +505,12 @@ def test_event_body_limit(api):
 
 
 def test_chunked_body_over_the_limit(api):
-    c = api.conn()
-    c.putrequest("POST", INVOKE % "echo")
-    c.putheader("Transfer-Encoding", "chunked")
-    c.putheader("X-Amz-Invocation-Type", "Event")
-    c.endheaders()
-    chunk = b"x" * 65536
-    try:
-        for _ in range(ASYNC_MAX // len(chunk) + 2):
-            c.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        c.send(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    r = c.getresponse()
-    assert r.status == 413
-    assert r.getheader("x-amzn-ErrorType") == "RequestEntityTooLargeException"
-    assert "1048576" in json.loads(r.read())["message"]
-    c.close()
+    status, hdrs, data = api.post_chunked(INVOKE % "echo", ASYNC_MAX,
+                                          {"X-Amz-Invocation-Type": "Event"})
+    assert status == 413
+    assert dict((k.lower(), v) for k, v in hdrs)["x-amzn-errortype"] == \
+        "RequestEntityTooLargeException"
+    assert "1048576" in json.loads(data)["message"]
 
 
 # ---- the legacy InvokeAsync ----

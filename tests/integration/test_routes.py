@@ -448,29 +448,7 @@ def test_throttled_is_429(rgw):
 
 def test_body_limit_is_6_mib(rgw):
     # announced: refused before the body is read
-    c = rgw.conn()
-    c.putrequest("POST", "/sink")
-    c.putheader("Content-Length", str(SYNC_MAX + 1))
-    c.endheaders()
-    r = c.getresponse()
-    status, hdrs, data = r.status, r.getheaders(), r.read()
-    c.close()
-    message_of(status, hdrs, data, 413, "Request Entity Too Large")
-    # chunked: refused once the body passes the limit
-    c = rgw.conn()
-    c.putrequest("POST", "/sink")
-    c.putheader("Transfer-Encoding", "chunked")
-    c.endheaders()
-    chunk = b"x" * 65536
-    try:
-        for _ in range(SYNC_MAX // len(chunk) + 2):
-            c.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        c.send(b"0\r\n\r\n")
-    except (BrokenPipeError, ConnectionResetError):
-        pass
-    r = c.getresponse()
-    status, hdrs, data = r.status, r.getheaders(), r.read()
-    c.close()
+    status, hdrs, data = rgw.post_chunked("/sink", SYNC_MAX)
     message_of(status, hdrs, data, 413, "Request Entity Too Large")
     # exactly the limit passes
     status, _, data = raw_request(rgw, "POST", "/sink", b"x" * SYNC_MAX,
