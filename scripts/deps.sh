@@ -14,7 +14,7 @@ PACKAGES=(
 # Extra groups, asked for with DEPS_EXTRA="bench node".
 for extra in ${DEPS_EXTRA:-}; do
     case "$extra" in
-    bench) PACKAGES+=(wrk hyperfine nginx-light gnuplot-nox procps) ;;
+    bench) PACKAGES+=(wrk hyperfine nginx gnuplot-nox procps) ;;
     node) PACKAGES+=(nodejs npm) ;;
     browser) PACKAGES+=(chromium) ;;
     *) echo "deps.sh: unknown extra '$extra'" >&2; exit 2 ;;
