@@ -262,14 +262,16 @@ static void iso_time(char *out, size_t cap)
     snprintf(out + n, cap - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
 }
 
-/* Writes one log line to the invocation's log (what Tail returns); the function's own lines
- * (echo = true) are also copied to stderr when function_logs is on. */
+/* Writes one log line to the invocation's log when Tail was asked for (nobody else reads it);
+ * the function's own lines (echo = true) are also copied to stderr when function_logs is on. */
 static void job_log_raw(struct job *j, const char *line, size_t len, bool echo)
 {
-    pthread_mutex_lock(&j->log_lock);
-    log_write(&j->log, line, len);
-    log_write(&j->log, "\n", 1);
-    pthread_mutex_unlock(&j->log_lock);
+    if (j->log_tail) {
+        pthread_mutex_lock(&j->log_lock);
+        log_write(&j->log, line, len);
+        log_write(&j->log, "\n", 1);
+        pthread_mutex_unlock(&j->log_lock);
+    }
     if (echo && j->d->opt.function_logs)
         fprintf(stderr, "[%s] %.*s\n", j->fn->cfg.name, (int)len, line);
 }
@@ -293,6 +295,8 @@ static void ctx_log(struct lgw_exec_ctx *ctx, const char *line, size_t len)
     char when[32];
     int n;
 
+    if (!j->log_tail && !j->d->opt.function_logs)
+        return; /* no reader for the line */
     iso_time(when, sizeof(when));
     /* The shape Lambda's managed runtimes give a log line: time, request id, level, text. */
     n = snprintf(buf, sizeof(buf), "%s\t%s\tINFO\t%.*s", when, j->request_id, (int)len, line);
@@ -406,8 +410,10 @@ static void job_run(struct job *j, struct lgw_invocation *out)
             (int64_t)t0.tv_sec * 1000 + (t0.tv_nsec + 999999) / 1000000 + f->cfg.timeout_ms,
         .client_context = j->client_context,
     };
-    n = snprintf(line, sizeof(line), "START RequestId: %s Version: $LATEST", j->request_id);
-    job_log_raw(j, line, (size_t)n, false);
+    if (j->log_tail) {
+        n = snprintf(line, sizeof(line), "START RequestId: %s Version: $LATEST", j->request_id);
+        job_log_raw(j, line, (size_t)n, false);
+    }
     clock_gettime(CLOCK_MONOTONIC, &t0);
 
     res = f->def->fn(&j->ctx);
@@ -449,6 +455,8 @@ static void job_run(struct job *j, struct lgw_invocation *out)
     }
     json_decref(res);
 
+    if (!j->log_tail)
+        return;
     ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
     getrusage(RUSAGE_SELF, &ru);
     n = snprintf(line, sizeof(line), "END RequestId: %s", j->request_id);
@@ -458,8 +466,7 @@ static void job_run(struct job *j, struct lgw_invocation *out)
                  "Size: %u MB\tMax Memory Used: %ld MB\t",
                  j->request_id, ms, (long long)ms + 1, f->cfg.memory_mb, ru.ru_maxrss / 1024);
     job_log_raw(j, line, (size_t)n, false);
-    if (j->log_tail)
-        out->log_tail_b64 = log_tail_b64(&j->log);
+    out->log_tail_b64 = log_tail_b64(&j->log);
 }
 
 /* Moves the answer from scratch into the caller's invocation and calls done. Called without the
