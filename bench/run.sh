@@ -6,7 +6,8 @@
 #   1. local echo: /invoke/echo and the Invoke API face against nginx returning the same bytes
 #   2. peer: serverless-offline 13 (--useInProcess) on its Invoke API
 #   3. forwarding: lambda mode in front of a local-mode gateway, against that upstream directly
-#   4. slow functions: 1,000 callers of a 100 ms function through lambda mode
+#   4. slow functions: 1,000 callers of a 100 ms function through lambda mode (upstream: a gateway
+#      in local mode with enough workers, and bench/slowup.c, a one-thread timer upstream)
 #   5. memory: resident memory idle and holding 10,000 busy keep-alive connections
 #   6. cold start: fork+exec to the first 200 from /invoke/echo (bench/coldstart.c)
 #   7. SigV4 signatures per second (bench/sigv4_bench.c)
@@ -48,7 +49,7 @@ done
 
 BIN=${LGW_BIN:-build/lambda-gateway}
 BB=${LGW_BENCH_DIR:-build/bench}
-for f in "$BIN" "$BB/coldstart" "$BB/connhold" "$BB/sigv4_bench"; do
+for f in "$BIN" "$BB/coldstart" "$BB/connhold" "$BB/sigv4_bench" "$BB/slowup"; do
     [ -x "$f" ] || {
         echo "run.sh: $f is missing: run 'make bench' (or make $BIN ${BB}/...)" >&2
         exit 2
@@ -85,9 +86,9 @@ mkdir -p "$DATA"
 PIDS=()
 
 stop_pid() {
-    local pid=$1 i
+    local pid=$1
     kill -TERM "$pid" 2>/dev/null || return 0
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
@@ -123,7 +124,7 @@ free_port() {
 # start_gateway NAME [VAR=VALUE...] -- [ARGS...]: starts the gateway on a free port; sets
 # GW_PORT and GW_PID. stdout and stderr go to $TMP/NAME.{out,err} (stderr to $GW_STDERR if set).
 start_gateway() {
-    local name=$1 envs=() i
+    local name=$1 envs=()
     shift
     while [ $# -gt 0 ] && [ "$1" != -- ]; do
         envs+=("$1")
@@ -137,7 +138,7 @@ start_gateway() {
         "$BIN" --listen 127.0.0.1:0 "$@" >"$TMP/$name.out" 2>"${GW_STDERR:-$TMP/$name.err}" &
     GW_PID=$!
     PIDS+=("$GW_PID")
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         GW_PORT=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$TMP/$name.out")
         [ -n "$GW_PORT" ] && return 0
         kill -0 "$GW_PID" 2>/dev/null || break
@@ -150,7 +151,7 @@ start_gateway() {
 
 # wait_ok URL [BODY]: polls until the URL answers 200 to a POST (at most 60 s).
 wait_ok() {
-    local i body=${2:-}
+    local body=${2:-}
     [ -n "$body" ] || body='{}'
     for _ in $(seq 600); do
         if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 -X POST \
@@ -223,7 +224,10 @@ SKIPPED=()
     echo "kernel=$(uname -sr)"
     echo "os=$(. /etc/os-release && echo "$PRETTY_NAME")"
     echo "uptime_start=$(uptime)"
-    echo "gateway_rev=$(git describe --always --dirty 2>/dev/null || echo unknown)"
+    # "-dirty" only when the gateway's own sources differ from the commit (not bench/ or docs).
+    rev=$(git describe --always 2>/dev/null || echo unknown)
+    git diff --quiet HEAD -- server dispatch handlers Makefile 2>/dev/null || rev=$rev-dirty
+    echo "gateway_rev=$rev"
     echo "gateway_version=$("$BIN" --version 2>/dev/null | head -1)"
     echo "libmicrohttpd=$(pkg-config --modversion libmicrohttpd 2>/dev/null || echo ?)"
     echo "libcurl=$(pkg-config --modversion libcurl 2>/dev/null || echo ?)"
@@ -355,9 +359,36 @@ if [ $QUICK = 0 ]; then
     SERVER_PIDS=$SUP_PID run_wrk slow_direct "http://127.0.0.1:$SUP/invoke/sleep" 2 \
         "$SLOW_CONNS" "$SLOW_D" "$SLOW_BODY"
 fi
-echo "slow_callers=$SLOW_CONNS" >>"$DATA/meta.env"
-echo "slow_lambda_rss_kib=$(rss_kib "$SLAM_PID")" >>"$DATA/meta.env"
-echo "slow_upstream_threads=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$SUP_PID/status")" >>"$DATA/meta.env"
+{
+    echo "slow_callers=$SLOW_CONNS"
+    echo "slow_lambda_rss_kib=$(rss_kib "$SLAM_PID")"
+    echo "slow_upstream_threads=$(sed -n 's/^Threads:[[:space:]]*//p' "/proc/$SUP_PID/status")"
+} >>"$DATA/meta.env"
+stop_all
+# The same through lambda mode in front of bench/slowup.c, a one-thread upstream that holds every
+# call on a timer: what lambda mode itself can do when the upstream is not the limit.
+"$BB/slowup" -s $((SLOW_D * 3 + 60)) >"$TMP/slowup.out" 2>&1 &
+IUP_PID=$!
+PIDS+=("$IUP_PID")
+for _ in $(seq 100); do
+    IUP=$(sed -n 's|.*listening on http://127\.0\.0\.1:\([0-9]*\) .*|\1|p' "$TMP/slowup.out")
+    [ -n "$IUP" ] && break
+    sleep 0.05
+done
+start_gateway ideallambda AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$IUP" -- --config "$TMP/lambda.json"
+ILAM=$GW_PORT ILAM_PID=$GW_PID
+wait_ok "http://127.0.0.1:$ILAM/invoke/sleep" "$SLOW_BODY"
+if [ "$WARM" -gt 0 ]; then
+    BENCH_BODY=$SLOW_BODY timeout 40 wrk -t2 -c"$SLOW_CONNS" -d${WARM}s --timeout 5s \
+        -s bench/wrk.lua "http://127.0.0.1:$ILAM/invoke/sleep" >/dev/null 2>&1 || true
+fi
+SERVER_PIDS=$ILAM_PID run_wrk slow_lambda_ideal "http://127.0.0.1:$ILAM/invoke/sleep" 2 \
+    "$SLOW_CONNS" "$SLOW_D" "$SLOW_BODY"
+if [ $QUICK = 0 ]; then
+    SERVER_PIDS=$IUP_PID run_wrk slow_ideal_direct \
+        "http://127.0.0.1:$IUP/2015-03-31/functions/sleep/invocations" 2 "$SLOW_CONNS" "$SLOW_D" \
+        "$SLOW_BODY"
+fi
 stop_all
 
 # ---- 5: memory ---------------------------------------------------------------------------------
