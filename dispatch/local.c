@@ -60,7 +60,7 @@ struct job {
     bool log_tail;
     struct timespec deadline; /* CLOCK_MONOTONIC */
     pthread_mutex_t log_lock; /* the timer reads the log while a late handler may write it */
-    struct logbuf log;
+    struct logbuf *log;       /* allocated only when Tail is asked for */
     struct lgw_exec_ctx ctx;
 };
 
@@ -268,8 +268,8 @@ static void job_log_raw(struct job *j, const char *line, size_t len, bool echo)
 {
     if (j->log_tail) {
         pthread_mutex_lock(&j->log_lock);
-        log_write(&j->log, line, len);
-        log_write(&j->log, "\n", 1);
+        log_write(j->log, line, len);
+        log_write(j->log, "\n", 1);
         pthread_mutex_unlock(&j->log_lock);
     }
     if (echo && j->d->opt.function_logs)
@@ -336,6 +336,7 @@ static void job_free(struct job *j)
     json_decref(j->client_context);
     lgw_exec_ctx_release(&j->ctx);
     pthread_mutex_destroy(&j->log_lock);
+    free(j->log);
     free(j);
 }
 
@@ -360,6 +361,10 @@ static struct job *job_new(struct local *d, struct fn *f, struct lgw_invocation 
     else
         snprintf(j->invoked_arn, sizeof(j->invoked_arn), "%s", f->arn);
     j->log_tail = inv->log_tail && !async;
+    if (j->log_tail && !(j->log = calloc(1, sizeof(*j->log)))) {
+        job_free(j);
+        return NULL;
+    }
     if (!async)
         j->inv = inv;
     if (!j->event) {
@@ -466,7 +471,7 @@ static void job_run(struct job *j, struct lgw_invocation *out)
                  "Size: %u MB\tMax Memory Used: %ld MB\t",
                  j->request_id, ms, (long long)ms + 1, f->cfg.memory_mb, ru.ru_maxrss / 1024);
     job_log_raw(j, line, (size_t)n, false);
-    out->log_tail_b64 = log_tail_b64(&j->log);
+    out->log_tail_b64 = log_tail_b64(j->log);
 }
 
 /* Moves the answer from scratch into the caller's invocation and calls done. Called without the
@@ -511,7 +516,7 @@ static void timeout_answer(struct job *j)
                          j->fn->cfg.timeout_ms / 1000.0);
         /* The handler is still running and may log: answer with a copy. */
         pthread_mutex_lock(&j->log_lock);
-        copy = j->log;
+        copy = *j->log;
         pthread_mutex_unlock(&j->log_lock);
         log_write(&copy, line, (size_t)n);
         log_write(&copy, "\n", 1);

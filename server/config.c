@@ -22,7 +22,8 @@ static const char usage[] =
     "\n"
     "Environment: LGW_LISTEN, LGW_MODE, LGW_CONFIG, LGW_HANDLERS (colon-separated),\n"
     "LGW_REGION, LGW_ACCOUNT_ID, LGW_MAX_WORKERS, LGW_ASYNC_QUEUE_MAX, LGW_SYNC_QUEUE_MAX,\n"
-    "LGW_HTTP_THREADS, LGW_MAX_CONNECTIONS, LGW_ACCESS_LOG (0/1), LGW_FUNCTION_LOGS (0/1).\n"
+    "LGW_HTTP_THREADS, LGW_MAX_CONNECTIONS, LGW_CONNECTION_MEMORY, LGW_ACCESS_LOG (0/1),\n"
+    "LGW_FUNCTION_LOGS (0/1).\n"
     "Precedence: defaults < config file < environment < flags.\n";
 
 const char *lgw_config_usage(void)
@@ -46,6 +47,7 @@ struct lgw_config *lgw_config_new(void)
     c->async_queue_max = 1000;
     c->max_connections = 16384;
     c->connection_timeout_s = 75;
+    c->connection_memory = 6144;
     c->access_log = true;
     c->function_logs = true;
     c->serve_all_handlers = true;
@@ -365,8 +367,8 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
                                        "access_keys",
                                        NULL};
     static const char *const limit_keys[] = {
-        "max_workers",     "sync_queue",         "async_queue", "http_threads",
-        "max_connections", "connection_timeout", NULL};
+        "max_workers",     "sync_queue",         "async_queue",       "http_threads",
+        "max_connections", "connection_timeout", "connection_memory", NULL};
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     json_t *v;
@@ -445,6 +447,8 @@ int lgw_config_parse_json(struct lgw_config *c, const char *text, size_t len, co
             get_uint(v, "max_connections", 1, 1000000, &c->max_connections, where, err, errlen) <
                 0 ||
             get_uint(v, "connection_timeout", 1, 3600, &c->connection_timeout_s, where, err,
+                     errlen) < 0 ||
+            get_uint(v, "connection_memory", 4096, 1048576, &c->connection_memory, where, err,
                      errlen) < 0)
             goto out;
     }
@@ -626,6 +630,9 @@ static int apply_env(struct lgw_config *c, char **envp, char *err, size_t errlen
     if ((v = env_get(envp, "LGW_MAX_CONNECTIONS")) &&
         parse_uint(v, 1, 1000000, &c->max_connections) < 0)
         FAIL("LGW_MAX_CONNECTIONS=%.100s: must be an integer from 1 to 1000000", v);
+    if ((v = env_get(envp, "LGW_CONNECTION_MEMORY")) &&
+        parse_uint(v, 4096, 1048576, &c->connection_memory) < 0)
+        FAIL("LGW_CONNECTION_MEMORY=%.100s: must be an integer from 4096 to 1048576", v);
     if ((v = env_get(envp, "LGW_ACCESS_LOG")) && parse_bool(v, &c->access_log) < 0)
         FAIL("LGW_ACCESS_LOG=%.100s: must be 0 or 1", v);
     if ((v = env_get(envp, "LGW_FUNCTION_LOGS")) && parse_bool(v, &c->function_logs) < 0)

@@ -409,6 +409,9 @@ static bool req_route(struct lgw_req *r)
             send_too_large(r, r->limit);
             return false;
         }
+        /* Size the body buffer once, exactly: most bodies are small and arrive whole. */
+        if (!errno && end != cl && *end == '\0')
+            r->expect_len = (size_t)n;
     }
     return true;
 }
@@ -420,7 +423,7 @@ static int body_append(struct lgw_req *r, const char *data, size_t n)
         return 0;
     }
     if (r->len + n + 1 > r->cap) {
-        size_t cap = r->cap ? r->cap : INITIAL_BODY_CAP;
+        size_t cap = r->cap ? r->cap : r->expect_len >= n ? r->expect_len + 1 : INITIAL_BODY_CAP;
         char *nb;
         while (cap < r->len + n + 1)
             cap *= 2;
@@ -535,7 +538,8 @@ int lgw_server_start(struct lgw_server *s, struct lgw_config *cfg, struct lgw_di
         (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->connection_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096, MHD_OPTION_END);
+        cfg->connection_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory, MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "--listen %s:%u: cannot listen (%s)", cfg->listen_host,
                  cfg->listen_port, strerror(errno ? errno : EADDRINUSE));

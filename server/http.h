@@ -45,6 +45,7 @@ struct lgw_req {
     char *path; /* owned copy of the decoded path */
     char *body; /* owned; NUL-terminated */
     size_t len, cap, limit;
+    size_t expect_len; /* Content-Length when given (at most limit), else 0 */
     bool too_large;
     bool responded;
     _Atomic int phase;

@@ -468,3 +468,20 @@ def test_second_signal_exits_at_once():
             slow.result()
         except Exception:  # the connection was cut: that is what "now" means
             pass
+
+
+def test_header_limit_is_explicit(start_gateway):
+    # the default per-connection memory holds about 5 KB of request headers (a large
+    # X-Amz-Security-Token fits); more is refused with 431, and the limit can be raised
+    g = start_gateway()
+    token = {"X-Amz-Security-Token": "a" * 4500}
+    assert g.post("/invoke/echo", b"{}", headers=token)[0] == 200
+    # libmicrohttpd answers this one itself (an HTML body) and closes: read it off a raw socket
+    s = socket.create_connection((g.host, g.port))
+    s.sendall(b"POST /invoke/echo HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nContent-Length: 0\r\n\r\n"
+              % (b"a" * 8000))
+    s.settimeout(10)
+    assert s.recv(4096).startswith(b"HTTP/1.1 431")
+    s.close()
+    g2 = start_gateway(config={"limits": {"connection_memory": 32768}})
+    assert g2.post("/invoke/echo", b"", headers={"X-Big": "a" * 8000})[0] == 200

@@ -60,7 +60,8 @@ static void test_full_file(void **state)
         parse(c, "{\"listen\":\"0.0.0.0:9000\",\"mode\":\"lambda\",\"region\":\"eu-west-1\","
                  "\"account_id\":\"123456789012\",\"handlers\":[\"./a.so\",\"./b.so\"],"
                  "\"limits\":{\"max_workers\":8,\"async_queue\":5,\"sync_queue\":7,"
-                 "\"http_threads\":1,\"max_connections\":100,\"connection_timeout\":10},"
+                 "\"http_threads\":1,\"max_connections\":100,\"connection_timeout\":10,"
+                 "\"connection_memory\":16384},"
                  "\"access_log\":false,\"function_logs\":false,\"serve_all_handlers\":false,"
                  "\"allow\":[\"orders\",\"billing-*\"],"
                  "\"functions\":{\"orders\":{\"handler\":\"echo\",\"timeout\":1.5,"
@@ -79,6 +80,7 @@ static void test_full_file(void **state)
     assert_int_equal(c->max_workers, 8);
     assert_int_equal(c->async_queue_max, 5);
     assert_int_equal(c->sync_queue_max, 7);
+    assert_int_equal(c->connection_memory, 16384);
     assert_false(c->access_log);
     assert_false(c->serve_all_handlers);
     assert_int_equal(c->nallow, 2);
@@ -114,6 +116,7 @@ static void test_bad_files(void **state)
     bad("{\"account_id\":\"12\"}", "account_id");
     bad("{\"limits\":{\"max_workers\":0}}", "limits.max_workers");
     bad("{\"limits\":{\"workers\":1}}", "unknown key 'workers'");
+    bad("{\"limits\":{\"connection_memory\":1024}}", "limits.connection_memory");
     bad("{\"functions\":{\"bad name\":{}}}", "functions.bad name");
     bad("{\"functions\":{\"f\":{\"timeout\":0}}}", "functions.f.timeout");
     bad("{\"functions\":{\"f\":{\"timeout\":901}}}", "functions.f.timeout");
