@@ -82,8 +82,14 @@ fi
 # ---- process bookkeeping -----------------------------------------------------------------------
 TMP=$(mktemp -d /tmp/lgw-bench.XXXXXX)
 DATA=$TMP/data
-mkdir -p "$DATA"
+mkdir -p "$DATA" "$TMP/bin"
 PIDS=()
+# Run copies: a rebuild of build/ during the run (a shared work tree) must not change or break
+# what is being measured.
+cp "$BIN" "$TMP/bin/lambda-gateway"
+for f in coldstart connhold sigv4_bench slowup; do cp "$BB/$f" "$TMP/bin/$f"; done
+BIN=$TMP/bin/lambda-gateway
+BB=$TMP/bin
 
 stop_pid() {
     local pid=$1
@@ -178,7 +184,7 @@ TCK=$(getconf CLK_TCK)
 # $DATA/NAME.wrk (one line per round), with the CPU time the servers in $SERVER_PIDS used per
 # request (a figure that other load on the machine disturbs far less than requests/s).
 run_wrk() {
-    local name=$1 url=$2 t=$3 c=$4 s=$5 body=${6:-} line c0 c1 cpu_us
+    local name=$1 url=$2 t=$3 c=$4 s=$5 body=${6:-} line c0 c1 cpu_us pid
     local out=$TMP/wrk.$name.txt
     # shellcheck disable=SC2086 # a list of pids
     c0=$(cpu_ticks ${SERVER_PIDS:-})
@@ -199,6 +205,9 @@ run_wrk() {
     fi
     echo "$line" >>"$DATA/$name.wrk"
     log "$name: $(sed -n 's/^Requests\/sec: *//p' "$out") req/s, server CPU ${cpu_us:-?} us/req"
+    for pid in ${SERVER_PIDS:-}; do
+        kill -0 "$pid" 2>/dev/null || log "WARNING: server process $pid is gone (crashed or killed)"
+    done
 }
 
 warm() { # warm URL [BODY]: a short untimed run
