@@ -261,6 +261,7 @@ enum lgw_errc lgw_function_name_parse(const char *s, struct lgw_function_ref *re
 void lgw_function_config_init(struct lgw_function_config *c)
 {
     memset(c, 0, sizeof(*c));
+    c->run_inline = -1;
 }
 
 void lgw_function_config_release(struct lgw_function_config *c)

@@ -44,8 +44,9 @@ struct lgw_invocation {
     json_t *event;         /* borrowed: the parsed event (never NULL: {} for an empty body) */
     const char *payload;   /* the event as raw JSON text, or NULL: lambda mode sends it as is */
     size_t payload_len;
-    const char *client_context;              /* decoded X-Amz-Client-Context JSON text, or NULL */
-    bool log_tail;                           /* X-Amz-Log-Type: Tail */
+    const char *client_context; /* decoded X-Amz-Client-Context JSON text, or NULL */
+    bool log_tail;              /* X-Amz-Log-Type: Tail */
+    size_t event_size; /* bytes of the body the event came from: a scheduling hint (0 = small) */
     char request_id[LGW_REQUEST_ID_LEN + 1]; /* set by lgw_invocation_init */
 
     /* answer */

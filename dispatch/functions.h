@@ -24,6 +24,7 @@ struct lgw_function_config {
     json_t *environment; /* object of string values (new reference held), or NULL */
     char aliases[LGW_MAX_ALIASES][LGW_QUALIFIER_MAX + 1]; /* qualifiers besides $LATEST */
     unsigned naliases;
+    int run_inline; /* -1 = as the handler's LGW_HANDLER_INLINE flag says, 0 = never, 1 = yes */
 };
 
 /* Zeroes c. */

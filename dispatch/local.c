@@ -32,6 +32,7 @@ struct fn {
     char arn[LGW_TARGET_MAX + 1]; /* unqualified ARN */
     char log_group[LGW_FUNCTION_NAME_MAX + 16];
     unsigned inflight; /* accepted sync calls plus running async ones */
+    bool run_inline;   /* short, never-blocking handler: small sync calls run on the caller */
 };
 
 struct logbuf {
@@ -556,6 +557,49 @@ static void *timer_main(void *arg)
 
 static void *worker_main(void *arg);
 
+static void set_deadline(struct job *j)
+{
+    clock_gettime(CLOCK_MONOTONIC, &j->deadline);
+    j->deadline.tv_sec += j->fn->cfg.timeout_ms / 1000;
+    j->deadline.tv_nsec += (long)(j->fn->cfg.timeout_ms % 1000) * 1000000L;
+    if (j->deadline.tv_nsec >= 1000000000L) {
+        j->deadline.tv_sec++;
+        j->deadline.tv_nsec -= 1000000000L;
+    }
+}
+
+/* Runs j on the calling thread (see LGW_HANDLER_INLINE) and answers it. The caller has counted
+ * it in f->inflight and d->active. */
+static void run_inline(struct local *d, struct job *j)
+{
+    struct lgw_invocation scratch;
+    struct timespec now;
+    bool late;
+
+    set_deadline(j);
+    j->state = JOB_RUNNING;
+    memset(&scratch, 0, sizeof(scratch));
+    lgw_error_init(&scratch.err);
+    job_run(j, &scratch);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    late = ts_cmp(&now, &j->deadline) >= 0;
+    pthread_mutex_lock(&d->lock);
+    j->fn->inflight--;
+    j->state = JOB_ANSWERED;
+    pthread_mutex_unlock(&d->lock);
+    if (late)
+        timeout_answer(j);
+    else
+        answer(j, &scratch);
+    lgw_invocation_release(&scratch);
+    job_free(j);
+    pthread_mutex_lock(&d->lock);
+    d->active--;
+    if (d->draining)
+        pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
+}
+
 /* Called with the lock held after queueing: wakes an idle worker or starts one. */
 static void wake_worker(struct local *d)
 {
@@ -604,13 +648,7 @@ static void *worker_main(void *arg)
         d->active++;
         j->state = JOB_RUNNING;
         if (!j->async) {
-            clock_gettime(CLOCK_MONOTONIC, &j->deadline);
-            j->deadline.tv_sec += j->fn->cfg.timeout_ms / 1000;
-            j->deadline.tv_nsec += (long)(j->fn->cfg.timeout_ms % 1000) * 1000000L;
-            if (j->deadline.tv_nsec >= 1000000000L) {
-                j->deadline.tv_sec++;
-                j->deadline.tv_nsec -= 1000000000L;
-            }
+            set_deadline(j);
             timer_insert(d, j);
         }
         pthread_mutex_unlock(&d->lock);
@@ -697,6 +735,12 @@ static void local_dispatch(struct lgw_dispatcher *base, struct lgw_invocation *i
         goto refuse;
     }
     f->inflight++;
+    if (f->run_inline && inv->event_size <= LGW_INLINE_EVENT_MAX) {
+        d->active++;
+        pthread_mutex_unlock(&d->lock);
+        run_inline(d, j);
+        return;
+    }
     q_push(&d->syncq, j);
     wake_worker(d);
     pthread_mutex_unlock(&d->lock);
@@ -827,6 +871,7 @@ static int add_fn(struct local *d, const struct lgw_function_config *c,
         return -1;
     }
     lgw_function_config_copy(&f->cfg, c);
+    f->run_inline = c->run_inline < 0 ? (f->def->flags & LGW_HANDLER_INLINE) != 0 : c->run_inline;
     if (!f->cfg.timeout_ms)
         f->cfg.timeout_ms = LGW_DEFAULT_TIMEOUT_MS;
     if (!f->cfg.memory_mb)

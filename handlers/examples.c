@@ -107,10 +107,10 @@ static json_t *config(struct lgw_exec_ctx *ctx)
 }
 
 const struct lgw_handler_def lgw_builtin_handlers[] = {
-    {LGW_HANDLER_ABI, "echo", echo, "returns its event"},
-    {LGW_HANDLER_ABI, "hello", hello, "API Gateway-style greeting"},
-    {LGW_HANDLER_ABI, "fail", fail, "raises ValueError with event.message"},
-    {LGW_HANDLER_ABI, "sleep", sleep_handler, "sleeps event.ms milliseconds"},
-    {LGW_HANDLER_ABI, "config", config, "returns config.get(event.key)"},
-    {0, NULL, NULL, NULL},
+    {LGW_HANDLER_ABI, "echo", echo, "returns its event", LGW_HANDLER_INLINE},
+    {LGW_HANDLER_ABI, "hello", hello, "API Gateway-style greeting", LGW_HANDLER_INLINE},
+    {LGW_HANDLER_ABI, "fail", fail, "raises ValueError with event.message", LGW_HANDLER_INLINE},
+    {LGW_HANDLER_ABI, "sleep", sleep_handler, "sleeps event.ms milliseconds", 0},
+    {LGW_HANDLER_ABI, "config", config, "returns config.get(event.key)", LGW_HANDLER_INLINE},
+    {0, NULL, NULL, NULL, 0},
 };

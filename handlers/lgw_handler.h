@@ -34,7 +34,7 @@
 #include <stdint.h>
 
 /* Bumped whenever struct lgw_handler_def or struct lgw_exec_ctx changes incompatibly. */
-#define LGW_HANDLER_ABI 0x4c470001u
+#define LGW_HANDLER_ABI 0x4c470002u
 
 #define LGW_ERROR_TYPE_MAX 128
 
@@ -80,7 +80,19 @@ struct lgw_handler_def {
     const char *name;        /* the function name it serves by default */
     lgw_handler_fn fn;       /* never NULL in a valid entry */
     const char *description; /* one line for --help and logs; may be NULL */
+    uint32_t flags;          /* LGW_HANDLER_* below; 0 for none */
 };
+
+/*
+ * The handler is short and never blocks (no I/O, no sleeping, no locks held for long): the
+ * local dispatcher may run it on the HTTP thread that received the call, for events up to
+ * LGW_INLINE_EVENT_MAX bytes, instead of handing it to a worker thread and back. That hand-off
+ * costs more than such a handler itself. Its timeout cannot interrupt it there; a result that
+ * comes back after the deadline is still answered as a timeout. A function's "inline" setting
+ * overrides the flag.
+ */
+#define LGW_HANDLER_INLINE 0x1u
+#define LGW_INLINE_EVENT_MAX 65536u
 
 /* The event (borrowed). */
 static inline json_t *lgw_event(const struct lgw_exec_ctx *ctx)

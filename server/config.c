@@ -232,8 +232,8 @@ static int get_str(json_t *obj, const char *key, char *out, size_t cap, const ch
 static int parse_function(struct lgw_config *c, const char *name, json_t *f, const char *origin,
                           char *err, size_t errlen)
 {
-    static const char *const keys[] = {"handler",     "target",  "timeout",     "memory",
-                                       "concurrency", "aliases", "environment", NULL};
+    static const char *const keys[] = {"handler", "target",      "timeout", "memory", "concurrency",
+                                       "aliases", "environment", "inline",  NULL};
     struct lgw_function_config *fc;
     char where[LGW_FUNCTION_NAME_MAX + 64];
     json_t *v;
@@ -261,6 +261,11 @@ static int parse_function(struct lgw_config *c, const char *name, json_t *f, con
         get_uint(f, "memory", 128, 10240, &fc->memory_mb, where, err, errlen) < 0 ||
         get_uint(f, "concurrency", 0, 100000, &fc->concurrency, where, err, errlen) < 0)
         return -1;
+    if ((v = json_object_get(f, "inline"))) {
+        if (!json_is_boolean(v))
+            FAIL("%s.inline: must be true or false", where);
+        fc->run_inline = json_is_true(v);
+    }
     if (fc->handler[0] && !lgw_function_name_valid(fc->handler))
         FAIL("%s.handler: must be 1-64 of [A-Za-z0-9_-]", where);
     if ((v = json_object_get(f, "timeout"))) {

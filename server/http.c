@@ -268,6 +268,7 @@ void lgw_req_dispatch(struct lgw_req *r, enum lgw_dispatch_kind kind, lgw_req_fn
     if (!r->inv.qualifier && r->qualifier[0])
         r->inv.qualifier = r->qualifier;
     r->inv.client_context = r->client_context;
+    r->inv.event_size = r->len;
     atomic_store(&r->phase, LGW_PHASE_DISPATCHED);
     if (kind == LGW_DISPATCH_SYNC)
         lgw_dispatch(r->srv->disp, &r->inv, on_dispatch_done, r);

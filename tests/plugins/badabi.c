@@ -7,6 +7,6 @@ static json_t *h(struct lgw_exec_ctx *ctx)
 }
 
 const struct lgw_handler_def lgw_handlers[] = {
-    {LGW_HANDLER_ABI + 1, "old", h, NULL},
-    {0, NULL, NULL, NULL},
+    {LGW_HANDLER_ABI + 1, "old", h, NULL, 0},
+    {0, NULL, NULL, NULL, 0},
 };

@@ -2,6 +2,6 @@
 #include "lgw_handler.h"
 
 const struct lgw_handler_def lgw_handlers[] = {
-    {LGW_HANDLER_ABI, "ghost", NULL, NULL},
-    {0, NULL, NULL, NULL},
+    {LGW_HANDLER_ABI, "ghost", NULL, NULL, 0},
+    {0, NULL, NULL, NULL, 0},
 };

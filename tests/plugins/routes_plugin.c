@@ -110,9 +110,9 @@ static json_t *nap(struct lgw_exec_ctx *ctx)
 }
 
 const struct lgw_handler_def lgw_handlers[] = {
-    {LGW_HANDLER_ABI, "answer", answer, "returns the request body's JSON as its result"},
-    {LGW_HANDLER_ABI, "binary", binary, "returns the request body as a binary answer"},
-    {LGW_HANDLER_ABI, "echo_proxy", echo_proxy, "answers 200 with its event as the body"},
-    {LGW_HANDLER_ABI, "nap", nap, "sleeps queryStringParameters.ms milliseconds"},
-    {0, NULL, NULL, NULL},
+    {LGW_HANDLER_ABI, "answer", answer, "returns the request body's JSON as its result", 0},
+    {LGW_HANDLER_ABI, "binary", binary, "returns the request body as a binary answer", 0},
+    {LGW_HANDLER_ABI, "echo_proxy", echo_proxy, "answers 200 with its event as the body", 0},
+    {LGW_HANDLER_ABI, "nap", nap, "sleeps queryStringParameters.ms milliseconds", 0},
+    {0, NULL, NULL, NULL, 0},
 };

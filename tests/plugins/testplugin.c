@@ -72,9 +72,9 @@ static json_t *plugin_echo(struct lgw_exec_ctx *ctx)
 }
 
 const struct lgw_handler_def lgw_handlers[] = {
-    {LGW_HANDLER_ABI, "shout", shout, "upper-cases event.text"},
-    {LGW_HANDLER_ABI, "whoami", whoami, "returns its Lambda context"},
-    {LGW_HANDLER_ABI, "echo", plugin_echo, "overrides the built-in echo"},
-    {LGW_HANDLER_ABI, "record", record, "appends event.text to event.file"},
-    {0, NULL, NULL, NULL},
+    {LGW_HANDLER_ABI, "shout", shout, "upper-cases event.text", 0},
+    {LGW_HANDLER_ABI, "whoami", whoami, "returns its Lambda context", 0},
+    {LGW_HANDLER_ABI, "echo", plugin_echo, "overrides the built-in echo", 0},
+    {LGW_HANDLER_ABI, "record", record, "appends event.text to event.file", 0},
+    {0, NULL, NULL, NULL, 0},
 };

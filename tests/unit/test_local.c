@@ -111,14 +111,21 @@ static json_t *returns_nothing(struct lgw_exec_ctx *ctx)
     return NULL;
 }
 
+static json_t *nap20(struct lgw_exec_ctx *ctx)
+{
+    nanosleep(&(struct timespec){.tv_nsec = 20000000}, NULL);
+    return json_incref(lgw_event(ctx));
+}
+
 static const struct lgw_handler_def test_handlers[] = {
-    {LGW_HANDLER_ABI, "gate", gate, NULL},
-    {LGW_HANDLER_ABI, "counter", counter, NULL},
-    {LGW_HANDLER_ABI, "big", big, NULL},
-    {LGW_HANDLER_ABI, "ctx", context_of, NULL},
-    {LGW_HANDLER_ABI, "nothing", returns_nothing, NULL},
-    {LGW_HANDLER_ABI, "overrun", overrun, NULL},
-    {0, NULL, NULL, NULL},
+    {LGW_HANDLER_ABI, "gate", gate, NULL, 0},
+    {LGW_HANDLER_ABI, "counter", counter, NULL, 0},
+    {LGW_HANDLER_ABI, "big", big, NULL, 0},
+    {LGW_HANDLER_ABI, "ctx", context_of, NULL, 0},
+    {LGW_HANDLER_ABI, "nothing", returns_nothing, NULL, 0},
+    {LGW_HANDLER_ABI, "overrun", overrun, NULL, 0},
+    {LGW_HANDLER_ABI, "nap20", nap20, NULL, 0},
+    {0, NULL, NULL, NULL, 0},
 };
 
 /* ---- fixture ---- */
@@ -351,6 +358,57 @@ static void test_late_success_is_still_a_timeout(void **state)
     }
 }
 
+static void flag_done(struct lgw_invocation *inv, void *arg)
+{
+    (void)inv;
+    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+static int dispatch_completes_before_return(struct lgw_dispatcher *d, const char *fn,
+                                            size_t event_size)
+{
+    struct lgw_invocation inv;
+    json_t *ev = json_object();
+    int done = 0, at_return;
+
+    lgw_invocation_init(&inv);
+    inv.function = fn;
+    inv.event = ev;
+    inv.event_size = event_size;
+    lgw_dispatch(d, &inv, flag_done, &done);
+    at_return = __atomic_load_n(&done, __ATOMIC_SEQ_CST);
+    while (!__atomic_load_n(&done, __ATOMIC_SEQ_CST))
+        nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+    assert_int_equal(inv.err.code, LGW_OK);
+    assert_string_equal(inv.result, "{}");
+    lgw_invocation_release(&inv);
+    json_decref(ev);
+    return at_return;
+}
+
+static void test_inline_handlers_run_on_the_caller(void **state)
+{
+    struct fx *f = *state;
+    struct lgw_function_config c[3];
+
+    for (int i = 0; i < 3; i++)
+        lgw_function_config_init(&c[i]);
+    strcpy(c[0].name, "napin");
+    strcpy(c[0].handler, "nap20");
+    c[0].run_inline = 1; /* the function's setting beats the handler's (absent) flag */
+    strcpy(c[1].name, "echoout");
+    strcpy(c[1].handler, "echo");
+    c[1].run_inline = 0; /* and the other way round */
+    strcpy(c[2].name, "echo");
+    make(f, c, 3, NULL);
+    /* echo carries LGW_HANDLER_INLINE: answered before lgw_dispatch returns */
+    assert_true(dispatch_completes_before_return(f->d, "echo", 100));
+    assert_true(dispatch_completes_before_return(f->d, "napin", 100));
+    /* a large event goes to the pool even for an inline handler */
+    assert_false(dispatch_completes_before_return(f->d, "napin", LGW_INLINE_EVENT_MAX + 1));
+    assert_false(dispatch_completes_before_return(f->d, "echoout", 100));
+}
+
 static void test_reserved_concurrency(void **state)
 {
     struct fx *f = *state;
@@ -396,12 +454,6 @@ static void test_pool_runs_calls_concurrently(void **state)
         bg_join(&b[i]);
     }
     assert_int_equal(ran, 16);
-}
-
-static void flag_done(struct lgw_invocation *inv, void *arg)
-{
-    (void)inv;
-    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
 }
 
 static void test_sync_queue_limit(void **state)
@@ -617,6 +669,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_function_error_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_success_is_still_a_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_inline_handlers_run_on_the_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_runs_calls_concurrently, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sync_queue_limit, setup, teardown),

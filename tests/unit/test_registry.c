@@ -51,12 +51,12 @@ static void test_bad_tables(void **state)
 {
     struct lgw_registry *r = lgw_registry_new();
     char err[256];
-    const struct lgw_handler_def bad_name[] = {{LGW_HANDLER_ABI, "has space", h, NULL}, {0}};
-    const struct lgw_handler_def no_fn[] = {{LGW_HANDLER_ABI, "x", NULL, NULL}, {0}};
-    const struct lgw_handler_def bad_abi[] = {{7, "x", h, NULL}, {0}};
+    const struct lgw_handler_def bad_name[] = {{LGW_HANDLER_ABI, "has space", h, NULL, 0}, {0}};
+    const struct lgw_handler_def no_fn[] = {{LGW_HANDLER_ABI, "x", NULL, NULL, 0}, {0}};
+    const struct lgw_handler_def bad_abi[] = {{7, "x", h, NULL, 0}, {0}};
     const struct lgw_handler_def empty[] = {{0}};
     const struct lgw_handler_def one_bad[] = {
-        {LGW_HANDLER_ABI, "good", h, NULL}, {LGW_HANDLER_ABI, "", h, NULL}, {0}};
+        {LGW_HANDLER_ABI, "good", h, NULL, 0}, {LGW_HANDLER_ABI, "", h, NULL, 0}, {0}};
 
     (void)state;
     assert_int_equal(lgw_registry_add_table(r, bad_name, "t", err, sizeof(err)), -1);

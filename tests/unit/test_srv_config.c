@@ -65,7 +65,7 @@ static void test_full_file(void **state)
                  "\"access_log\":false,\"function_logs\":false,\"serve_all_handlers\":false,"
                  "\"allow\":[\"orders\",\"billing-*\"],"
                  "\"functions\":{\"orders\":{\"handler\":\"echo\",\"timeout\":1.5,"
-                 "\"memory\":256,\"concurrency\":3,\"aliases\":[\"live\"],"
+                 "\"memory\":256,\"concurrency\":3,\"aliases\":[\"live\"],\"inline\":false,"
                  "\"environment\":{\"K\":\"V\"},"
                  "\"target\":\"arn:aws:lambda:us-east-1:123456789012:function:orders:live\"}},"
                  "\"routes\":[{\"method\":\"GET\",\"path\":\"/o/{id}\",\"function\":\"orders\","
@@ -91,6 +91,7 @@ static void test_full_file(void **state)
     assert_int_equal(f->timeout_ms, 1500);
     assert_int_equal(f->memory_mb, 256);
     assert_int_equal(f->concurrency, 3);
+    assert_int_equal(f->run_inline, 0);
     assert_int_equal(f->naliases, 1);
     assert_string_equal(f->aliases[0], "live");
     assert_string_equal(json_string_value(json_object_get(f->environment, "K")), "V");
@@ -122,6 +123,7 @@ static void test_bad_files(void **state)
     bad("{\"functions\":{\"f\":{\"timeout\":901}}}", "functions.f.timeout");
     bad("{\"functions\":{\"f\":{\"timout\":3}}}", "unknown key 'timout'");
     bad("{\"functions\":{\"f\":{\"memory\":64}}}", "functions.f.memory");
+    bad("{\"functions\":{\"f\":{\"inline\":1}}}", "functions.f.inline");
     bad("{\"functions\":{\"f\":{\"environment\":{\"A\":1}}}}", "functions.f.environment.A");
     bad("{\"functions\":{\"f\":{\"aliases\":[\"a.b\"]}}}", "functions.f.aliases[0]");
     bad("{\"functions\":{\"f\":{\"handler\":\"x y\"}}}", "functions.f.handler");
