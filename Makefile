@@ -131,7 +131,7 @@ check:
 bench: $(BIN) $(BENCH_BINS)
 	bench/run.sh
 
-# The image and the docker-compose stacks, tested with a real Docker engine (docs/docker.md).
+# The image and the docker-compose stacks, tested with a real Docker engine (README: Docker).
 .PHONY: docker-test
 docker-test:
 	scripts/docker-test.sh

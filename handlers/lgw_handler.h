@@ -11,7 +11,7 @@
  *         return json_pack("{s:I}", "orderId", json_integer_value(id));
  *     }
  *     const struct lgw_handler_def lgw_handlers[] = {
- *         {LGW_HANDLER_ABI, "orders", orders, "Looks an order up."},
+ *         {LGW_HANDLER_ABI, "orders", orders, "Looks an order up.", 0},
  *         {0},
  *     };
  *

@@ -15,6 +15,6 @@ static json_t *orders(struct lgw_exec_ctx *ctx)
 }
 
 const struct lgw_handler_def lgw_handlers[] = {
-    {LGW_HANDLER_ABI, "orders", orders, "looks an order up"},
+    {LGW_HANDLER_ABI, "orders", orders, "looks an order up", 0},
     {0},
 };
