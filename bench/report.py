@@ -27,8 +27,10 @@ SERIES = [
     ("peer", "serverless-offline --useInProcess, Invoke API"),
     ("fwd_direct", "upstream direct (Invoke API, local mode)"),
     ("fwd_lambda", "lambda mode -> upstream (/invoke/echo)"),
+    ("fwd_nginx", "nginx proxy_pass -> upstream (reference)"),
     ("lat_direct", "upstream direct, 1 connection"),
     ("lat_lambda", "lambda mode -> upstream, 1 connection"),
+    ("lat_nginx", "nginx proxy_pass -> upstream, 1 connection"),
     ("slow_lambda", "sleep 100 ms via lambda mode, many callers"),
     ("slow_direct", "sleep 100 ms upstream direct, many callers"),
     ("slow_lambda_ideal", "sleep 100 ms via lambda mode -> slowup.c upstream"),
@@ -43,8 +45,10 @@ SHORT = {
     "peer": "serverless-offline",
     "fwd_direct": "fwd: upstream direct",
     "fwd_lambda": "fwd: via lambda mode",
+    "fwd_nginx": "fwd: via nginx proxy",
     "lat_direct": "c=1: upstream direct",
     "lat_lambda": "c=1: via lambda mode",
+    "lat_nginx": "c=1: via nginx proxy",
     "slow_lambda": "slow: via lambda mode",
     "slow_direct": "slow: upstream direct",
     "slow_lambda_ideal": "slow: lambda -> slowup.c",
@@ -58,8 +62,10 @@ SCENARIO = {
     "peer": "2 peer",
     "fwd_direct": "3 forwarding",
     "fwd_lambda": "3 forwarding",
+    "fwd_nginx": "3 forwarding",
     "lat_direct": "3 forwarding (c=1)",
     "lat_lambda": "3 forwarding (c=1)",
+    "lat_nginx": "3 forwarding (c=1)",
     "slow_lambda": "4 slow functions",
     "slow_direct": "4 slow functions",
     "slow_lambda_ideal": "4 slow functions",
@@ -161,10 +167,18 @@ def targets(w, mem, cold, sig, meta):
         rows.append(("forwarding >= 45% of the upstream direct",
                      "%.0f%% (%s / %s)" % (100 * fl / fd, fmt_rps(fl), fmt_rps(fd)),
                      fl >= 0.45 * fd))
+    fn = get("fwd_nginx", "rps")
+    if fd and fn:
+        rows.append(("(reference, no target) nginx as a proxy: share of the upstream direct",
+                     "%.0f%% (%s / %s)" % (100 * fn / fd, fmt_rps(fn), fmt_rps(fd)), None))
     ld, ll = get("lat_direct", "p50_us"), get("lat_lambda", "p50_us")
     if ld and ll:
         rows.append(("forwarding: added median latency at c=1 < 100 us",
                      "%.0f us (%.0f us - %.0f us)" % (ll - ld, ll, ld), ll - ld < 100))
+    ln = get("lat_nginx", "p50_us")
+    if ld and ln:
+        rows.append(("(reference, no target) nginx as a proxy: added median latency at c=1",
+                     "%.0f us (%.0f us - %.0f us)" % (ln - ld, ln, ld), None))
     callers = int(meta.get("slow_callers", "1000"))
     ideal = callers / 0.1
     for name, upstream in (("slow_lambda", "gateway upstream"),
@@ -359,7 +373,7 @@ def main():
     L.append("| target | measured (same run) | |")
     L.append("|---|---|---|")
     for t, m, ok in rows:
-        L.append("| %s | %s | %s |" % (t, m, "—" if ok is None else ("pass" if ok else "**fail**")))
+        L.append("| %s | %s | %s |" % (t, m, "" if ok is None else ("pass" if ok else "**fail**")))
     L.append("")
     if skipped:
         L.append("Skipped: " + "; ".join(skipped) + ".")

@@ -6,6 +6,7 @@
 #   1. local echo: /invoke/echo and the Invoke API face against nginx returning the same bytes
 #   2. peer: serverless-offline 13 (--useInProcess) on its Invoke API
 #   3. forwarding: lambda mode in front of a local-mode gateway, against that upstream directly
+#      (and nginx as a plain reverse proxy in front of it, for reference)
 #   4. slow functions: 1,000 callers of a 100 ms function through lambda mode (upstream: a gateway
 #      in local mode with enough workers, and bench/slowup.c, a one-thread timer upstream)
 #   5. memory: resident memory idle and holding 10,000 busy keep-alive connections
@@ -336,6 +337,26 @@ echo '{"mode": "lambda", "allow": ["echo", "sleep"], "access_log": false}' >"$TM
 start_gateway lambda AWS_ENDPOINT_URL_LAMBDA="http://127.0.0.1:$UP" -- --config "$TMP/lambda.json"
 LAM=$GW_PORT LAM_PID=$GW_PID
 wait_ok "http://127.0.0.1:$LAM$ECHO"
+# For reference, nginx as a plain reverse proxy in front of the same upstream: what one more hop
+# costs here when the hop signs nothing and parses nothing.
+NPROXY=
+if [ $QUICK = 0 ] && command -v nginx >/dev/null; then
+    NPROXY=$(free_port)
+    mkdir -p "$TMP/nginx-proxy"
+    sed -e "s|@PREFIX@|$TMP/nginx-proxy|g" -e "s|@PORT@|$NPROXY|g" -e "s|@UPSTREAM@|$UP|g" \
+        bench/nginx-proxy.conf.in >"$TMP/nginx-proxy/nginx.conf"
+    nginx -p "$TMP/nginx-proxy" -c "$TMP/nginx-proxy/nginx.conf" >"$TMP/nginx-proxy.out" 2>&1 &
+    NPROXY_PID=$!
+    PIDS+=("$NPROXY_PID")
+    if wait_ok "http://127.0.0.1:$NPROXY/"; then
+        NPROXY_WORKERS=$(pgrep -P "$NPROXY_PID" | tr '\n' ' ')
+        warm "http://127.0.0.1:$NPROXY/"
+    else
+        cat "$TMP/nginx-proxy.out" "$TMP/nginx-proxy/error.log" >&2
+        SKIPPED+=("nginx proxy: did not start (see above)")
+        NPROXY=
+    fi
+fi
 warm "http://127.0.0.1:$UP$FACE"
 warm "http://127.0.0.1:$LAM$ECHO"
 for r in $(seq "$ROUNDS"); do
@@ -343,11 +364,19 @@ for r in $(seq "$ROUNDS"); do
     SERVER_PIDS=$UP_PID run_wrk fwd_direct "http://127.0.0.1:$UP$FACE" $THREADS $CONNS "$D"
     SERVER_PIDS="$LAM_PID $UP_PID" run_wrk fwd_lambda "http://127.0.0.1:$LAM$ECHO" $THREADS \
         $CONNS "$D"
+    if [ -n "$NPROXY" ]; then
+        SERVER_PIDS="$NPROXY_WORKERS $UP_PID" run_wrk fwd_nginx "http://127.0.0.1:$NPROXY/" \
+            $THREADS $CONNS "$D"
+    fi
 done
 # Added latency: one caller, one connection, each request after the previous answer.
 for r in $(seq "$ROUNDS"); do
     SERVER_PIDS=$UP_PID run_wrk lat_direct "http://127.0.0.1:$UP$FACE" 1 1 "$LAT_D"
     SERVER_PIDS="$LAM_PID $UP_PID" run_wrk lat_lambda "http://127.0.0.1:$LAM$ECHO" 1 1 "$LAT_D"
+    if [ -n "$NPROXY" ]; then
+        SERVER_PIDS="$NPROXY_WORKERS $UP_PID" run_wrk lat_nginx "http://127.0.0.1:$NPROXY/" 1 1 \
+            "$LAT_D"
+    fi
 done
 stop_all
 
