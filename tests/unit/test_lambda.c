@@ -939,7 +939,7 @@ static void test_concurrent_calls_do_not_queue(void **state)
     }
     assert_int_equal(fake_requests("sleepy"), N);
     assert_true(ms >= 300);
-    assert_true(ms < 4000); /* one after the other would be 12 s */
+    assert_true(ms < 8000); /* one after the other would be 12 s (loose: sanitizers, load) */
     free(inv);
 }
 
