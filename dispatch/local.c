@@ -10,7 +10,7 @@
  * All queues, counters and job states are guarded by one mutex: the critical sections are a few
  * pointer moves, far shorter than any handler.
  */
-#define _DEFAULT_SOURCE /* getrusage's ru_maxrss, and clock ids */
+#define _GNU_SOURCE /* RUSAGE_THREAD, getrusage's ru_maxrss, and clock ids */
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -83,7 +83,8 @@ struct local {
     pthread_cond_t idle;  /* a job finished: drain re-checks */
     pthread_cond_t tcond; /* the timer list changed (monotonic clock) */
     struct queue syncq, asyncq;
-    struct job *timers; /* running sync jobs, by deadline */
+    struct job *timers;      /* running sync jobs, by deadline */
+    struct job *timers_tail; /* the latest deadline: where new jobs almost always go */
     pthread_t *workers;
     unsigned nworkers, nidle, active;
     unsigned nwake; /* signals sent to idle workers that have not woken yet */
@@ -143,19 +144,24 @@ static int ts_cmp(const struct timespec *a, const struct timespec *b)
     return a->tv_nsec < b->tv_nsec ? -1 : a->tv_nsec > b->tv_nsec;
 }
 
+/* Deadlines are mostly set in increasing order (now + timeout), so the place for a new one is
+ * searched from the tail: constant time in the common case, even with 1,000 calls running. */
 static void timer_insert(struct local *d, struct job *j)
 {
-    struct job **pp = &d->timers, *prev = NULL;
+    struct job *after = d->timers_tail;
 
-    while (*pp && ts_cmp(&(*pp)->deadline, &j->deadline) <= 0) {
-        prev = *pp;
-        pp = &(*pp)->tnext;
-    }
-    j->tnext = *pp;
-    j->tprev = prev;
-    if (*pp)
-        (*pp)->tprev = j;
-    *pp = j;
+    while (after && ts_cmp(&after->deadline, &j->deadline) > 0)
+        after = after->tprev;
+    j->tprev = after;
+    j->tnext = after ? after->tnext : d->timers;
+    if (j->tnext)
+        j->tnext->tprev = j;
+    else
+        d->timers_tail = j;
+    if (after)
+        after->tnext = j;
+    else
+        d->timers = j;
     if (d->timers == j)
         pthread_cond_signal(&d->tcond);
 }
@@ -170,6 +176,8 @@ static void timer_remove(struct local *d, struct job *j)
         return; /* not in the list */
     if (j->tnext)
         j->tnext->tprev = j->tprev;
+    else
+        d->timers_tail = j->tprev;
     j->tprev = j->tnext = NULL;
 }
 
@@ -464,7 +472,7 @@ static void job_run(struct job *j, struct lgw_invocation *out)
     if (!j->log_tail)
         return;
     ms = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-    getrusage(RUSAGE_SELF, &ru);
+    getrusage(RUSAGE_THREAD, &ru); /* ru_maxrss is the process's either way; cheaper */
     n = snprintf(line, sizeof(line), "END RequestId: %s", j->request_id);
     job_log_raw(j, line, (size_t)n, false);
     n = snprintf(line, sizeof(line),

@@ -339,6 +339,50 @@ static void bg_join(struct bg *b)
     lgw_invocation_release(&b->inv);
 }
 
+static void flag_done(struct lgw_invocation *inv, void *arg)
+{
+    (void)inv;
+    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+static void test_deadlines_out_of_order(void **state)
+{
+    struct fx *f = *state;
+    struct lgw_function_config c[2];
+    struct lgw_invocation inv, first;
+    json_t *ev = json_pack("{s:i}", "ms", 3000);
+    int done = 0;
+    double t0;
+
+    for (int i = 0; i < 2; i++) {
+        lgw_function_config_init(&c[i]);
+        strcpy(c[i].handler, "sleep");
+    }
+    strcpy(c[0].name, "long");
+    c[0].timeout_ms = 1500;
+    strcpy(c[1].name, "short");
+    c[1].timeout_ms = 100;
+    make(f, c, 2, NULL);
+    /* the later call has the earlier deadline: it must not wait behind the first one's */
+    lgw_invocation_init(&first);
+    first.function = "long";
+    first.event = ev;
+    lgw_dispatch(f->d, &first, flag_done, &done);
+    nanosleep(&(struct timespec){.tv_nsec = 50000000}, NULL);
+    t0 = now_s();
+    lgw_invocation_init(&inv);
+    inv.function = "short";
+    inv.event = ev;
+    assert_int_equal(lgw_dispatch_wait(f->d, &inv), LGW_ETIMEDOUT);
+    assert_true(now_s() - t0 < 1.0);
+    lgw_invocation_release(&inv);
+    while (!__atomic_load_n(&done, __ATOMIC_SEQ_CST))
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+    assert_int_equal(first.err.code, LGW_ETIMEDOUT);
+    lgw_invocation_release(&first);
+    json_decref(ev);
+}
+
 static void test_late_success_is_still_a_timeout(void **state)
 {
     struct fx *f = *state;
@@ -356,12 +400,6 @@ static void test_late_success_is_still_a_timeout(void **state)
         assert_null(inv.result);
         lgw_invocation_release(&inv);
     }
-}
-
-static void flag_done(struct lgw_invocation *inv, void *arg)
-{
-    (void)inv;
-    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
 }
 
 static int dispatch_completes_before_return(struct lgw_dispatcher *d, const char *fn,
@@ -673,6 +711,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_not_found_and_qualifiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_error_payload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deadlines_out_of_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_late_success_is_still_a_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inline_handlers_run_on_the_caller, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reserved_concurrency, setup, teardown),
