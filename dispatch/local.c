@@ -49,6 +49,7 @@ struct job {
     struct fn *fn;
     bool async;
     enum job_state state;
+    unsigned refs; /* the worker's, plus the timer's while it answers a timeout (d->lock) */
     /* the caller's invocation (sync only): answered exactly once, then never touched again */
     struct lgw_invocation *inv;
     lgw_done_fn done;
@@ -356,6 +357,7 @@ static struct job *job_new(struct local *d, struct fn *f, struct lgw_invocation 
     if (!j)
         return NULL;
     pthread_mutex_init(&j->log_lock, NULL);
+    j->refs = 1;
     j->d = d;
     j->fn = f;
     j->async = async;
@@ -554,10 +556,17 @@ static void *timer_main(void *arg)
         }
         timer_remove(d, j);
         j->state = JOB_ANSWERED;
-        /* The job stays alive: its worker frees it when the handler returns. */
+        /* The handler is still running on its worker, which may finish while the answer is
+         * being made: whoever lets go of the job last frees it. */
+        j->refs++;
         pthread_mutex_unlock(&d->lock);
         timeout_answer(j);
         pthread_mutex_lock(&d->lock);
+        if (--j->refs == 0) {
+            pthread_mutex_unlock(&d->lock);
+            job_free(j);
+            pthread_mutex_lock(&d->lock);
+        }
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;
@@ -692,7 +701,8 @@ static void *worker_main(void *arg)
                                                  .request_id = j->request_id});
         }
         lgw_invocation_release(&scratch);
-        job_free(j);
+        if (--j->refs == 0)
+            job_free(j); /* else the timer, still answering its timeout, frees it */
         d->active--;
         /* A finished job frees concurrency for queued async work (this worker looks for it
          * itself on the next turn; another one is woken only if more is waiting) and may end a

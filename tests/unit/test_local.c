@@ -125,6 +125,7 @@ static const struct lgw_handler_def test_handlers[] = {
     {LGW_HANDLER_ABI, "nothing", returns_nothing, NULL, 0},
     {LGW_HANDLER_ABI, "overrun", overrun, NULL, 0},
     {LGW_HANDLER_ABI, "nap20", nap20, NULL, 0},
+    {LGW_HANDLER_ABI, "nap20i", nap20, NULL, LGW_HANDLER_INLINE},
     {0, NULL, NULL, NULL, 0},
 };
 
@@ -434,9 +435,9 @@ static void test_inline_handlers_run_on_the_caller(void **state)
     strcpy(c[0].name, "napin");
     strcpy(c[0].handler, "nap20");
     c[0].run_inline = 1; /* the function's setting beats the handler's (absent) flag */
-    strcpy(c[1].name, "echoout");
-    strcpy(c[1].handler, "echo");
-    c[1].run_inline = 0; /* and the other way round */
+    strcpy(c[1].name, "napout");
+    strcpy(c[1].handler, "nap20i");
+    c[1].run_inline = 0; /* and the other way round (20 ms: still running when dispatch returns) */
     strcpy(c[2].name, "echo");
     make(f, c, 3, NULL);
     /* echo carries LGW_HANDLER_INLINE: answered before lgw_dispatch returns */
@@ -444,7 +445,7 @@ static void test_inline_handlers_run_on_the_caller(void **state)
     assert_true(dispatch_completes_before_return(f->d, "napin", 100));
     /* a large event goes to the pool even for an inline handler */
     assert_false(dispatch_completes_before_return(f->d, "napin", LGW_INLINE_EVENT_MAX + 1));
-    assert_false(dispatch_completes_before_return(f->d, "echoout", 100));
+    assert_false(dispatch_completes_before_return(f->d, "napout", 100));
 }
 
 static void test_reserved_concurrency(void **state)
