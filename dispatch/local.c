@@ -718,6 +718,32 @@ static void *worker_main(void *arg)
 
 /* ---- the dispatcher operations ---- */
 
+/* Decides, with the lock held, whether a new call may be queued; if not, sets inv->err (503
+ * while draining, 429 with Lambda's reason when a limit is reached) and returns false. */
+static bool admit(struct local *d, const struct fn *f, struct lgw_invocation *inv, bool async)
+{
+    if (d->draining) {
+        lgw_error_set(&inv->err, LGW_ESHUTDOWN, "the gateway is shutting down");
+        return false;
+    }
+    if (async) {
+        if (d->asyncq.len >= d->opt.async_queue_max) {
+            throttle(inv, "EventQueueFull", "Rate Exceeded.");
+            return false;
+        }
+        return true;
+    }
+    if (f->cfg.concurrency && f->inflight >= f->cfg.concurrency) {
+        throttle(inv, "ReservedFunctionConcurrentInvocationLimitExceeded", "Rate Exceeded.");
+        return false;
+    }
+    if (d->syncq.len >= d->opt.sync_queue_max) {
+        throttle(inv, "ConcurrentInvocationLimitExceeded", "Rate Exceeded.");
+        return false;
+    }
+    return true;
+}
+
 static void local_dispatch(struct lgw_dispatcher *base, struct lgw_invocation *inv,
                            lgw_done_fn done, void *arg)
 {
@@ -734,22 +760,9 @@ static void local_dispatch(struct lgw_dispatcher *base, struct lgw_invocation *i
     j->done = done;
     j->done_arg = arg;
     pthread_mutex_lock(&d->lock);
-    if (d->draining) {
+    if (!admit(d, f, inv, false)) {
         pthread_mutex_unlock(&d->lock);
         job_free(j);
-        lgw_error_set(&inv->err, LGW_ESHUTDOWN, "the gateway is shutting down");
-        goto refuse;
-    }
-    if (f->cfg.concurrency && f->inflight >= f->cfg.concurrency) {
-        pthread_mutex_unlock(&d->lock);
-        job_free(j);
-        throttle(inv, "ReservedFunctionConcurrentInvocationLimitExceeded", "Rate Exceeded.");
-        goto refuse;
-    }
-    if (d->syncq.len >= d->opt.sync_queue_max) {
-        pthread_mutex_unlock(&d->lock);
-        job_free(j);
-        throttle(inv, "ConcurrentInvocationLimitExceeded", "Rate Exceeded.");
         goto refuse;
     }
     f->inflight++;
@@ -781,16 +794,9 @@ static void local_dispatch_async(struct lgw_dispatcher *base, struct lgw_invocat
         goto out;
     }
     pthread_mutex_lock(&d->lock);
-    if (d->draining) {
+    if (!admit(d, f, inv, true)) {
         pthread_mutex_unlock(&d->lock);
         job_free(j);
-        lgw_error_set(&inv->err, LGW_ESHUTDOWN, "the gateway is shutting down");
-        goto out;
-    }
-    if (d->asyncq.len >= d->opt.async_queue_max) {
-        pthread_mutex_unlock(&d->lock);
-        job_free(j);
-        throttle(inv, "EventQueueFull", "Rate Exceeded.");
         goto out;
     }
     q_push(&d->asyncq, j);
