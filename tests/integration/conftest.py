@@ -178,6 +178,15 @@ def gw():
     g.check_clean_exit()
 
 
+README = open(os.path.join(ROOT, "README.md")).read()
+
+
+def readme_block(after_heading, lang):
+    """The first ```lang code block of the README after the text after_heading."""
+    section = README.split(after_heading, 1)[1]
+    return re.search(r"```%s\n(.*?)```" % lang, section, re.S).group(1)
+
+
 def wait_until(pred, timeout=10, interval=0.02):
     deadline = time.time() + timeout
     while time.time() < deadline:

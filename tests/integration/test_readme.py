@@ -2,17 +2,10 @@
 and answers as shown; its quick-start curl answers as shown."""
 import json
 import os
-import re
 import subprocess
 
-from conftest import ROOT
-
-README = open(os.path.join(ROOT, "README.md")).read()
-
-
-def code_block(after_heading, lang):
-    section = README.split(after_heading, 1)[1]
-    return re.search(r"```%s\n(.*?)```" % lang, section, re.S).group(1)
+from conftest import README, ROOT
+from conftest import readme_block as code_block
 
 
 def test_quick_start_echo(gw):

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import BIN, PLUGIN_DIR, ROOT, Gateway
+from conftest import BIN, PLUGIN_DIR, README, ROOT, Gateway, readme_block
 
 PLUGIN = os.path.join(PLUGIN_DIR, "libroutes_plugin.so")
 SYNC_MAX = 6291456
@@ -500,12 +500,8 @@ def test_same_path_with_other_methods_is_fine(start_gateway):
 
 # ---- the README's handler-routes section, checked ----
 
-DOC = open(os.path.join(ROOT, "README.md")).read()
-
-
-def doc_block(after_heading, lang):
-    section = DOC.split(after_heading, 1)[1]
-    return re.search(r"```%s\n(.*?)```" % lang, section, re.S).group(1)
+DOC = README
+doc_block = readme_block
 
 
 def test_doc_configuration_example(start_gateway):
