@@ -2,12 +2,13 @@
  * lambda.c - the lambda dispatcher (see lambda.h for what it sends and how answers map).
  *
  * Threads: callers (the HTTP threads) validate, map the name, build the URL and hash the body,
- * then push a `struct call` onto the submit queue and wake the transport thread with
- * curl_multi_wakeup(). The transport thread owns everything curl: it signs each attempt (fresh
- * credentials from the provider), adds an easy handle to the multi, reads completions, schedules
- * retries on a timer list it checks every loop, and calls `done`. The only state shared with
- * callers is the submit queue, the in-flight count and the draining flag, behind one mutex that
- * is never held across I/O (curl_multi_wakeup only writes a byte to a socketpair).
+ * then sign the call and start its transfer themselves, on the lane (see struct lane) their
+ * thread keeps to: under the lane's lock they add an easy handle to the lane's multi and run
+ * curl_multi_socket_action(), which writes the request out on a kept-alive connection at once.
+ * The lane's thread waits in epoll for the lane's sockets, curl's timer and the retry timers;
+ * it reads the answers, schedules retries and signs them, and calls `done`. `done` always runs
+ * with no lane lock held. Admission (the in-flight count and the draining flag) is lock-free
+ * but for the count's last step to 0, which drain waits for.
  *
  * Memory: a call borrows the request (inv->payload, the event) from the caller, who keeps it
  * valid until done; it owns the URL, the serialized event when there was no payload, and the
@@ -18,13 +19,17 @@
  * provider's HTTP timeouts, happens on the transport thread and delays every call meanwhile.
  */
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <openssl/crypto.h>
@@ -48,7 +53,10 @@
 #define URL_CAP (PATH_CAP + QUERY_CAP + 1)
 #define CLIENT_CONTEXT_B64_MAX 3583 /* Lambda's limit on X-Amz-Client-Context */
 #define FUNCTION_ERROR_MAX 64
-#define POLL_MAX_MS 1000 /* the loop wakes at least this often (a safety net, not a need) */
+#define POLL_MAX_MS 1000 /* a lane wakes at least this often (a safety net, not a need) */
+#define CALL_HEADERS_MAX 12 /* 5 of ours, 3 from the signer, Authorization, Expect, Accept */
+#define LANE_SPARE_MAX 64   /* easy handles a lane keeps for reuse */
+#define LANES_MAX 16
 
 /* ---- endpoints and targets ---- */
 
@@ -83,10 +91,12 @@ struct answer {
 };
 
 struct lambda;
+struct lane;
 
 struct call {
-    struct call *next; /* in the submit queue, or in the timer list */
+    struct call *next; /* in a lane's timer list or finished list */
     struct lambda *d;
+    struct lane *lane;
     enum lgw_invoke_type type;
     struct lgw_invocation *inv;
     lgw_done_fn done;
@@ -107,9 +117,41 @@ struct call {
     int64_t start_ms; /* monotonic, when the first attempt started */
     int64_t wake_ms;  /* monotonic, when the scheduled retry is due */
     CURL *easy;
-    struct curl_slist *headers;
+    /* The request headers of the current attempt: one buffer of "Name: value" lines (it holds
+     * the signature and the session token: wiped before it is freed) and the list nodes curl
+     * reads them through, so an attempt costs one allocation instead of two per header. */
+    char *hbuf;
+    size_t hbuf_len;
+    struct curl_slist hnodes[CALL_HEADERS_MAX];
     char errbuf[CURL_ERROR_SIZE];
     struct answer ans;
+};
+
+/*
+ * A lane: one curl multi handle driven with curl_multi_socket_action() over its own epoll set,
+ * and one thread that waits for its sockets. The calling thread (an HTTP thread) signs its call
+ * and starts the transfer itself under the lane's lock, so the request is on the wire before
+ * the call returns; the lane thread only wakes for answers, curl's timers and retries. There
+ * is one lane per CPU by default and each caller thread keeps to one lane, so callers on
+ * different CPUs never share a lock or a connection pool.
+ */
+struct lane {
+    struct lambda *d;
+    pthread_mutex_t lock; /* guards every field below and all use of multi */
+    CURLM *multi;
+    int epfd, evfd;
+    pthread_t thread;
+    bool started;
+    bool stop;
+    bool sleeping;          /* the thread waits in epoll_wait until sleep_until */
+    int64_t sleep_until_us; /* INT64_MAX: no timeout */
+    int64_t curl_due_us;    /* curl's timer (monotonic); -1: none */
+    struct call *timers;    /* waiting for a retry, by wake_ms */
+    struct call *fin;       /* answered; done runs once the lock is released */
+    unsigned running;       /* easy handles in the multi */
+    CURL *spare[LANE_SPARE_MAX];
+    size_t nspare;
+    uint64_t rng;
 };
 
 struct lambda {
@@ -126,30 +168,32 @@ struct lambda {
     char **allow;
     size_t nallow;
     bool allow_any;
-    CURLM *multi;
-    pthread_t thread;
-    bool thread_started;
+    struct lane *lanes;
+    size_t nlanes;
 
-    pthread_mutex_t lock; /* guards the fields down to `stop` */
-    pthread_cond_t idle;  /* inflight reached 0 */
-    struct call *sub_head, *sub_tail;
-    unsigned inflight;
-    bool draining, drained, stop;
-
-    /* transport thread only */
-    struct call *timers; /* waiting for a retry, by wake_ms */
-    unsigned running;    /* easy handles in the multi */
-    uint64_t rng;
+    /* Admission: inflight counts calls accepted and not yet answered. It is changed without a
+     * lock except when it may reach 0, which happens under `lock` so that drain (waiting on
+     * `idle`) cannot miss it. */
+    atomic_uint_fast64_t inflight;
+    atomic_bool draining;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;
+    bool drained;
 
     atomic_uint_fast64_t n_calls, n_attempts, n_retries, n_denied, n_connections;
 };
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+    return mono_us() / 1000;
 }
 
 /* ---- small helpers ---- */
@@ -409,30 +453,49 @@ static const struct target *find_target(const struct lambda *d, const char *name
 
 /* ---- headers for curl: secrets wiped before free ---- */
 
-static void headers_free(struct curl_slist **l)
+struct hdr {
+    const char *name, *value; /* value NULL: name is the whole line ("Expect:") */
+};
+
+static void headers_free(struct call *c)
 {
-    for (struct curl_slist *h = *l; h; h = h->next)
-        if (h->data)
-            OPENSSL_cleanse(h->data, strlen(h->data));
-    curl_slist_free_all(*l);
-    *l = NULL;
+    if (c->hbuf) {
+        OPENSSL_cleanse(c->hbuf, c->hbuf_len);
+        free(c->hbuf);
+    }
+    c->hbuf = NULL;
+    c->hbuf_len = 0;
 }
 
-static int header_add(struct curl_slist **l, const char *name, const char *value)
+/* Builds the attempt's header lines into c->hbuf and links c->hnodes through them. */
+static int headers_build(struct call *c, const struct hdr *h, size_t n)
 {
-    size_t n = strlen(name) + strlen(value) + 3;
-    char *s = malloc(n);
-    struct curl_slist *t;
+    size_t len = 0;
+    char *p;
 
-    if (!s)
+    if (n > CALL_HEADERS_MAX)
         return -1;
-    snprintf(s, n, "%s: %s", name, value);
-    t = curl_slist_append(*l, s);
-    OPENSSL_cleanse(s, n);
-    free(s);
-    if (!t)
+    for (size_t i = 0; i < n; i++)
+        len += strlen(h[i].name) + (h[i].value ? 2 + strlen(h[i].value) : 0) + 1;
+    if (!(c->hbuf = malloc(len)))
         return -1;
-    *l = t;
+    c->hbuf_len = len;
+    p = c->hbuf;
+    for (size_t i = 0; i < n; i++) {
+        size_t nl = strlen(h[i].name);
+        c->hnodes[i].data = p;
+        c->hnodes[i].next = i + 1 < n ? &c->hnodes[i + 1] : NULL;
+        memcpy(p, h[i].name, nl);
+        p += nl;
+        if (h[i].value) {
+            size_t vl = strlen(h[i].value);
+            *p++ = ':';
+            *p++ = ' ';
+            memcpy(p, h[i].value, vl);
+            p += vl;
+        }
+        *p++ = '\0';
+    }
     return 0;
 }
 
@@ -574,22 +637,41 @@ static void call_free(struct call *c)
         return;
     if (c->easy)
         curl_easy_cleanup(c->easy);
-    headers_free(&c->headers);
+    headers_free(c);
     answer_reset(&c->ans);
     free(c->ans.body);
     free(c->owned_body);
     free(c);
 }
 
-/* Calls done and forgets the call; on the transport thread only, for submitted calls. */
-static void call_finish(struct lambda *d, struct call *c)
+/* One call fewer in flight; the last one is counted down under the lock, for drain. After it
+ * the dispatcher may be gone: nothing may touch d afterwards. */
+static void inflight_put(struct lambda *d)
+{
+    uint_fast64_t v = atomic_load(&d->inflight);
+
+    while (v > 1)
+        if (atomic_compare_exchange_weak(&d->inflight, &v, v - 1))
+            return;
+    pthread_mutex_lock(&d->lock);
+    if (atomic_fetch_sub(&d->inflight, 1) == 1)
+        pthread_cond_broadcast(&d->idle);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* Answers the call and forgets it; never with a lane's lock held (done may take others). */
+static void call_done(struct lambda *d, struct call *c)
 {
     c->done(c->inv, c->done_arg);
     call_free(c);
-    pthread_mutex_lock(&d->lock);
-    if (--d->inflight == 0)
-        pthread_cond_broadcast(&d->idle);
-    pthread_mutex_unlock(&d->lock);
+    inflight_put(d);
+}
+
+/* With the lane's lock held: the call is answered once the lock is released (lane_unlock). */
+static void call_finish(struct lane *l, struct call *c)
+{
+    c->next = l->fin;
+    l->fin = c;
 }
 
 static const char *invocation_type(enum lgw_invoke_type t)
@@ -612,18 +694,18 @@ static void log_retry(struct lambda *d, struct call *c, long wait_ms, const char
     funlockfile(stderr);
 }
 
-static uint64_t rng_next(struct lambda *d)
+static uint64_t rng_next(struct lane *l)
 {
-    /* xorshift64*: only the transport thread draws, and jitter needs no cryptographic quality */
-    d->rng ^= d->rng >> 12;
-    d->rng ^= d->rng << 25;
-    d->rng ^= d->rng >> 27;
-    return d->rng * 2685821657736338717ULL;
+    /* xorshift64*: drawn under the lane's lock, and jitter needs no cryptographic quality */
+    l->rng ^= l->rng >> 12;
+    l->rng ^= l->rng << 25;
+    l->rng ^= l->rng >> 27;
+    return l->rng * 2685821657736338717ULL;
 }
 
-static void timer_insert(struct lambda *d, struct call *c)
+static void timer_insert(struct lane *l, struct call *c)
 {
-    struct call **pp = &d->timers;
+    struct call **pp = &l->timers;
 
     while (*pp && (*pp)->wake_ms <= c->wake_ms)
         pp = &(*pp)->next;
@@ -634,10 +716,11 @@ static void timer_insert(struct lambda *d, struct call *c)
 /*
  * Schedules another attempt if the bounds allow it: fewer than max_attempts so far, and the
  * retry starts within retry_budget_ms of the first attempt. retry_after_s (-1 = none) is a floor
- * on the wait. Returns false when the caller must answer with what it has.
+ * on the wait. Returns false when the caller must answer with what it has. Lane lock held.
  */
-static bool retry_later(struct lambda *d, struct call *c, long retry_after_s, const char *why)
+static bool retry_later(struct lane *l, struct call *c, long retry_after_s, const char *why)
 {
+    struct lambda *d = l->d;
     int64_t now = mono_ms();
     uint64_t cap, wait;
 
@@ -646,28 +729,33 @@ static bool retry_later(struct lambda *d, struct call *c, long retry_after_s, co
     cap = (uint64_t)d->opt.retry_base_ms << (c->attempts - 1 < 20 ? c->attempts - 1 : 20);
     if (cap > d->opt.retry_cap_ms)
         cap = d->opt.retry_cap_ms;
-    wait = rng_next(d) % (cap + 1);
+    wait = rng_next(l) % (cap + 1);
     if (retry_after_s > 0 && (uint64_t)retry_after_s * 1000 > wait)
         wait = (uint64_t)retry_after_s * 1000;
     if (now + (int64_t)wait - c->start_ms > (int64_t)d->opt.retry_budget_ms)
         return false;
     log_retry(d, c, (long)wait, why);
     c->wake_ms = now + (int64_t)wait;
-    timer_insert(d, c);
+    timer_insert(l, c);
     return true;
 }
 
-/* Starts one attempt: credentials, signature, easy handle. On failure answers the call. */
-static void attempt_start(struct lambda *d, struct call *c)
+/*
+ * Signs one attempt: credentials, signature, the header lines. Runs without any lock (on the
+ * caller's thread for a first attempt, on the lane thread for a retry). On failure sets the
+ * call's error and returns false.
+ */
+static bool attempt_sign(struct lambda *d, struct call *c)
 {
     struct lgw_aws_credentials cr;
     struct lgw_sigv4_result sig;
-    struct lgw_sigv4_header sh[6];
+    struct lgw_sigv4_header sh[5];
+    struct hdr h[CALL_HEADERS_MAX];
     struct lgw_sigv4_config cfg;
     struct lgw_sigv4_request req;
     struct lgw_error e;
     const char *itype = invocation_type(c->type);
-    size_t nh = 0;
+    size_t nsh = 0, nh = 0;
     bool ok = false;
 
     lgw_error_init(&e);
@@ -688,13 +776,13 @@ static void attempt_start(struct lambda *d, struct call *c)
                       e.message);
         goto out;
     }
-    sh[nh++] = (struct lgw_sigv4_header){"Host", c->ep->host};
-    sh[nh++] = (struct lgw_sigv4_header){"Content-Type", "application/json"};
-    sh[nh++] = (struct lgw_sigv4_header){"X-Amz-Invocation-Type", itype};
+    sh[nsh++] = (struct lgw_sigv4_header){"Host", c->ep->host};
+    sh[nsh++] = (struct lgw_sigv4_header){"Content-Type", "application/json"};
+    sh[nsh++] = (struct lgw_sigv4_header){"X-Amz-Invocation-Type", itype};
     if (c->log_tail)
-        sh[nh++] = (struct lgw_sigv4_header){"X-Amz-Log-Type", "Tail"};
+        sh[nsh++] = (struct lgw_sigv4_header){"X-Amz-Log-Type", "Tail"};
     if (c->client_context[0])
-        sh[nh++] = (struct lgw_sigv4_header){"X-Amz-Client-Context", c->client_context};
+        sh[nsh++] = (struct lgw_sigv4_header){"X-Amz-Client-Context", c->client_context};
     cfg = (struct lgw_sigv4_config){
         .creds = {cr.access_key_id, cr.secret_access_key, cr.session_token},
         .region = c->ep->region,
@@ -707,7 +795,7 @@ static void attempt_start(struct lambda *d, struct call *c)
         .path = c->path,
         .query = c->query,
         .headers = sh,
-        .header_count = nh,
+        .header_count = nsh,
         .body = c->body,
         .body_len = c->body_len,
         .payload_hash = c->payload_hash,
@@ -716,55 +804,83 @@ static void attempt_start(struct lambda *d, struct call *c)
         lgw_error_set(&c->inv->err, LGW_ECLIENT, "cannot sign the call to Lambda: %s", e.message);
         goto out;
     }
-    for (size_t i = 0; i < nh; i++)
-        if (header_add(&c->headers, sh[i].name, sh[i].value) < 0)
-            goto nomem;
+    for (size_t i = 0; i < nsh; i++)
+        h[nh++] = (struct hdr){sh[i].name, sh[i].value};
     for (size_t i = 0; i < sig.add_count; i++)
-        if (header_add(&c->headers, sig.add[i].name, sig.add[i].value) < 0)
-            goto nomem;
-    if (header_add(&c->headers, "Authorization", sig.authorization) < 0 ||
-        !(c->headers = curl_slist_append(c->headers, "Expect:")) ||
-        !(c->headers = curl_slist_append(c->headers, "Accept: application/json")))
-        goto nomem;
-    if (!(c->easy = curl_easy_init()))
-        goto nomem;
-    curl_easy_setopt(c->easy, CURLOPT_URL, c->url);
-    curl_easy_setopt(c->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c->easy, CURLOPT_POST, 1L);
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDS, c->body ? c->body : "");
-    curl_easy_setopt(c->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-    curl_easy_setopt(c->easy, CURLOPT_HTTPHEADER, c->headers);
-    curl_easy_setopt(c->easy, CURLOPT_USERAGENT, "lambda-gateway/" LGW_VERSION);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c->easy, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(c->easy, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c->easy, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(c->easy, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(c->easy, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(c->easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(c->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)d->opt.connect_timeout_ms);
-    curl_easy_setopt(c->easy, CURLOPT_TIMEOUT_MS, c->attempt_timeout_ms);
-    if (curl_multi_add_handle(d->multi, c->easy) != CURLM_OK)
-        goto nomem;
-    d->running++;
+        h[nh++] = (struct hdr){sig.add[i].name, sig.add[i].value};
+    h[nh++] = (struct hdr){"Authorization", sig.authorization};
+    h[nh++] = (struct hdr){"Expect:", NULL}; /* no 100-continue round trip */
+    h[nh++] = (struct hdr){"Accept", "application/json"};
+    if (headers_build(c, h, nh) < 0) {
+        lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
+        goto out;
+    }
     ok = true;
-    goto out;
-nomem:
-    lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
 out:
     lgw_aws_credentials_release(&cr);
     OPENSSL_cleanse(&sig, sizeof(sig));
     OPENSSL_cleanse(&cfg, sizeof(cfg));
     lgw_error_release(&e);
-    if (!ok) {
-        if (c->easy) {
-            curl_easy_cleanup(c->easy);
-            c->easy = NULL;
-        }
-        headers_free(&c->headers);
-        call_finish(d, c);
+    return ok;
+}
+
+/* An easy handle with the options every call shares: a spare one of the lane's, or a new one. */
+static CURL *easy_get(struct lane *l)
+{
+    CURL *e;
+
+    if (l->nspare)
+        return l->spare[--l->nspare];
+    if (!(e = curl_easy_init()))
+        return NULL;
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "lambda-gateway/" LGW_VERSION);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)l->d->opt.connect_timeout_ms);
+    return e;
+}
+
+/* Keeps a finished call's easy handle for the next call (every per-call option is set again
+ * before each use), or frees it when the lane has enough. */
+static void easy_put(struct lane *l, CURL *e)
+{
+    if (l->nspare < LANE_SPARE_MAX)
+        l->spare[l->nspare++] = e;
+    else
+        curl_easy_cleanup(e);
+}
+
+/* Starts a signed attempt's transfer. Lane lock held. On failure answers the call. */
+static void attempt_submit(struct lane *l, struct call *c)
+{
+    CURL *e = easy_get(l);
+
+    if (!e)
+        goto nomem;
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hnodes);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->attempt_timeout_ms);
+    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        goto nomem;
     }
+    c->easy = e;
+    l->running++;
+    return;
+nomem:
+    lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
+    headers_free(c);
+    call_finish(l, c);
 }
 
 /* ---- answers: mapping ---- */
@@ -831,7 +947,7 @@ static void json_take(json_t *o, const char *key, char *out, size_t cap)
  * A 4xx/5xx answer. Returns true when a retry was scheduled (the call lives on), false when the
  * error was put into the invocation.
  */
-static bool service_error(struct lambda *d, struct call *c, long status)
+static bool service_error(struct lane *l, struct call *c, long status)
 {
     struct answer *a = &c->ans;
     struct lgw_error *e = &c->inv->err;
@@ -858,7 +974,7 @@ static bool service_error(struct lambda *d, struct call *c, long status)
     if (status == 429 || (status >= 500 && !ran)) {
         char why[LGW_AWS_TYPE_MAX + 32];
         snprintf(why, sizeof(why), "HTTP %ld%s%s", status, type[0] ? " " : "", type);
-        if (retry_later(d, c, a->retry_after, why))
+        if (retry_later(l, c, a->retry_after, why))
             return true;
     }
     code = code_for(type, status);
@@ -880,7 +996,7 @@ static bool service_error(struct lambda *d, struct call *c, long status)
 }
 
 /* An HTTP answer arrived. */
-static void answer_http(struct lambda *d, struct call *c, long status)
+static void answer_http(struct lane *l, struct call *c, long status)
 {
     struct answer *a = &c->ans;
     struct lgw_invocation *inv = c->inv;
@@ -915,7 +1031,7 @@ static void answer_http(struct lambda *d, struct call *c, long status)
             a->log_result = NULL;
         }
     } else if (status >= 400 && status < 600) {
-        if (service_error(d, c, status))
+        if (service_error(l, c, status))
             return;
     } else {
         snprintf(what, sizeof(what), "unexpected HTTP %ld", status);
@@ -925,13 +1041,14 @@ done:
     /* The id the function ran under, as local mode answers with (and error payloads name). */
     if (a->request_id[0])
         memcpy(inv->request_id, a->request_id, sizeof(a->request_id));
-    call_finish(d, c);
+    call_finish(l, c);
 }
 
 /* The transfer failed before a complete HTTP answer. sent: the request went (at least partly)
  * out on the wire. */
-static void answer_transport(struct lambda *d, struct call *c, CURLcode rc, bool sent)
+static void answer_transport(struct lane *l, struct call *c, CURLcode rc, bool sent)
 {
+    struct lambda *d = l->d;
     struct lgw_error *e = &c->inv->err;
     const char *detail = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
     bool retry = false;
@@ -989,15 +1106,15 @@ static void answer_transport(struct lambda *d, struct call *c, CURLcode rc, bool
         lgw_error_set(e, LGW_ECLIENT, "the call to Lambda failed: %s", detail);
         goto done;
     }
-    if (retry && retry_later(d, c, -1, detail))
+    if (retry && retry_later(l, c, -1, detail))
         return;
     lgw_error_set(e, LGW_ECLIENT, "Lambda is unreachable at %s: %s (gave up after %u attempt%s)",
                   c->ep->host, detail, c->attempts, c->attempts == 1 ? "" : "s");
 done:
-    call_finish(d, c);
+    call_finish(l, c);
 }
 
-static void on_complete(struct lambda *d, CURL *easy, CURLcode rc)
+static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
 {
     char *priv = NULL;
     struct call *c;
@@ -1008,62 +1125,245 @@ static void on_complete(struct lambda *d, CURL *easy, CURLcode rc)
     curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &reqsize);
     curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn);
     c = (struct call *)(void *)priv;
-    atomic_fetch_add(&d->n_connections, (uint64_t)(nconn > 0 ? nconn : 0));
-    curl_multi_remove_handle(d->multi, easy);
-    curl_easy_cleanup(easy);
+    atomic_fetch_add(&l->d->n_connections, (uint64_t)(nconn > 0 ? nconn : 0));
+    curl_multi_remove_handle(l->multi, easy);
+    easy_put(l, easy);
     c->easy = NULL;
-    headers_free(&c->headers);
-    d->running--;
+    headers_free(c);
+    l->running--;
     if (rc == CURLE_OK)
-        answer_http(d, c, status);
+        answer_http(l, c, status);
     else
-        answer_transport(d, c, rc, reqsize > 0);
+        answer_transport(l, c, rc, reqsize > 0);
 }
 
-/* ---- the transport thread ---- */
+/* ---- lanes ---- */
 
-static void *transport_main(void *arg)
+/* curl's socket callback: keeps the lane's epoll set in step with what curl waits for. */
+static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
-    struct lambda *d = arg;
+    struct lane *l = userp;
+    struct epoll_event ev = {.data.fd = s};
 
-    for (;;) {
-        struct call *batch, *c;
-        CURLMsg *m;
-        bool stop;
-        int still = 0, left = 0;
-        int64_t now;
-        long wait = POLL_MAX_MS;
-
-        pthread_mutex_lock(&d->lock);
-        batch = d->sub_head;
-        d->sub_head = d->sub_tail = NULL;
-        stop = d->stop;
-        pthread_mutex_unlock(&d->lock);
-        while ((c = batch)) {
-            batch = c->next;
-            c->next = NULL;
-            attempt_start(d, c);
-        }
-        now = mono_ms();
-        while ((c = d->timers) && c->wake_ms <= now) {
-            d->timers = c->next;
-            c->next = NULL;
-            attempt_start(d, c);
-        }
-        curl_multi_perform(d->multi, &still);
-        while ((m = curl_multi_info_read(d->multi, &left)))
-            if (m->msg == CURLMSG_DONE)
-                on_complete(d, m->easy_handle, m->data.result);
-        if (stop && !d->running && !d->timers)
-            break;
-        if (d->timers) {
-            int64_t t = d->timers->wake_ms - mono_ms();
-            wait = t < 0 ? 0 : t < wait ? (long)t : wait;
-        }
-        /* Returns early on socket activity, curl's own timers, or curl_multi_wakeup. */
-        curl_multi_poll(d->multi, NULL, 0, (int)wait, NULL);
+    (void)easy;
+    (void)socketp;
+    if (what == CURL_POLL_REMOVE) {
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
+        return 0;
     }
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT &&
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev) < 0)
+        return -1;
+    return 0;
+}
+
+/* curl's timer callback: only notes when curl wants to be called (it may not be re-entered). */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+    struct lane *l = userp;
+
+    (void)multi;
+    l->curl_due_us = timeout_ms < 0 ? -1 : mono_us() + (int64_t)timeout_ms * 1000;
+    return 0;
+}
+
+/* Lane lock held: answers what curl finished. */
+static void lane_reap(struct lane *l)
+{
+    CURLMsg *m;
+    int left = 0;
+
+    while ((m = curl_multi_info_read(l->multi, &left)))
+        if (m->msg == CURLMSG_DONE)
+            on_complete(l, m->easy_handle, m->data.result);
+}
+
+/* Lane lock held: runs curl's timer when it is due (at once after a handle was added). */
+static void lane_timers(struct lane *l)
+{
+    int running = 0;
+
+    /* Bounded: curl may ask for "now" again after a run; the lane thread sees to the rest. */
+    for (int i = 0; i < 4 && l->curl_due_us >= 0 && l->curl_due_us <= mono_us(); i++) {
+        l->curl_due_us = -1;
+        curl_multi_socket_action(l->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    }
+    lane_reap(l);
+}
+
+/* The earliest moment the lane thread must run (monotonic µs), or INT64_MAX. Lock held. */
+static int64_t lane_due_us(const struct lane *l)
+{
+    int64_t due = l->curl_due_us >= 0 ? l->curl_due_us : INT64_MAX;
+
+    if (l->timers && l->timers->wake_ms * 1000 < due)
+        due = l->timers->wake_ms * 1000;
+    return due;
+}
+
+/*
+ * Releases the lane's lock: wakes the lane thread if it sleeps past what is now due, then
+ * answers the calls that finished meanwhile (done runs with no lane lock held).
+ */
+static void lane_unlock(struct lane *l)
+{
+    struct lambda *d = l->d;
+    struct call *fin = l->fin;
+    bool wake = l->sleeping && lane_due_us(l) < l->sleep_until_us;
+
+    l->fin = NULL;
+    if (wake)
+        l->sleeping = false; /* one wake is enough */
+    pthread_mutex_unlock(&l->lock);
+    if (wake)
+        eventfd_write(l->evfd, 1);
+    /* Every call on fin still counts in flight, so d lives until the last call_done. */
+    while (fin) {
+        struct call *next = fin->next;
+        call_done(d, fin);
+        fin = next;
+    }
+}
+
+/* Signs and starts an attempt from any thread but the lane's with its lock held. */
+static void lane_start(struct lane *l, struct call *c)
+{
+    bool signed_ok = attempt_sign(l->d, c);
+
+    pthread_mutex_lock(&l->lock);
+    if (signed_ok)
+        attempt_submit(l, c);
+    else
+        call_finish(l, c);
+    lane_timers(l); /* curl_multi_add_handle asked for an immediate run: the request goes now */
+    lane_unlock(l);
+}
+
+static void *lane_main(void *arg)
+{
+    struct lane *l = arg;
+    struct epoll_event evs[64];
+    int n = 0;
+
+    pthread_mutex_lock(&l->lock);
+    for (;;) {
+        struct call *due = NULL, **tail = &due, *c;
+        int64_t now_us, until;
+        int running = 0, timeout;
+
+        for (int i = 0; i < n; i++) {
+            int fd = evs[i].data.fd, flags = 0;
+            if (fd == l->evfd) {
+                eventfd_t v;
+                eventfd_read(l->evfd, &v);
+                continue;
+            }
+            flags |= evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0;
+            flags |= evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0;
+            flags |= evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0;
+            curl_multi_socket_action(l->multi, fd, flags, &running);
+        }
+        n = 0;
+        lane_timers(l);
+        /* Retries that are due: signed below without the lock, then started. */
+        now_us = mono_us();
+        while ((c = l->timers) && c->wake_ms * 1000 <= now_us) {
+            l->timers = c->next;
+            c->next = NULL;
+            *tail = c;
+            tail = &c->next;
+        }
+        if (due) {
+            lane_unlock(l);
+            while ((c = due)) {
+                due = c->next;
+                c->next = NULL;
+                lane_start(l, c);
+            }
+            pthread_mutex_lock(&l->lock);
+            continue;
+        }
+        if (l->stop && !l->running && !l->timers)
+            break;
+        until = lane_due_us(l);
+        now_us = mono_us();
+        timeout = until == INT64_MAX || until - now_us > POLL_MAX_MS * 1000
+                      ? POLL_MAX_MS
+                      : until <= now_us ? 0 : (int)((until - now_us + 999) / 1000);
+        l->sleeping = true;
+        l->sleep_until_us = now_us + (int64_t)timeout * 1000;
+        lane_unlock(l);
+        n = epoll_wait(l->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
+        if (n < 0)
+            n = 0; /* EINTR */
+        pthread_mutex_lock(&l->lock);
+        l->sleeping = false;
+    }
+    pthread_mutex_unlock(&l->lock);
     return NULL;
+}
+
+static int lane_init(struct lambda *d, struct lane *l)
+{
+    struct epoll_event ev = {.events = EPOLLIN};
+
+    l->d = d;
+    l->epfd = l->evfd = -1;
+    l->curl_due_us = -1;
+    pthread_mutex_init(&l->lock, NULL);
+    if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+        (l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || !(l->multi = curl_multi_init()))
+        return -1;
+    ev.data.fd = l->evfd;
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->evfd, &ev) < 0)
+        return -1;
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+    curl_multi_setopt(l->multi, CURLMOPT_SOCKETDATA, l);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+    curl_multi_setopt(l->multi, CURLMOPT_TIMERDATA, l);
+    /* Keep every connection that was needed at the busiest moment: curl's default (4 per easy
+     * handle in the multi at the time) closes most of them whenever the load dips, and opening
+     * them again costs a connect and its timers on every burst. */
+    curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)d->opt.max_inflight);
+    if (RAND_bytes((unsigned char *)&l->rng, sizeof(l->rng)) != 1 || l->rng == 0)
+        l->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)l;
+    if (pthread_create(&l->thread, NULL, lane_main, l) != 0)
+        return -1;
+    l->started = true;
+    return 0;
+}
+
+/* Stops the lane's thread (nothing may be in flight) and frees what the lane holds. */
+static void lane_fini(struct lane *l)
+{
+    if (l->started) {
+        pthread_mutex_lock(&l->lock);
+        l->stop = true;
+        pthread_mutex_unlock(&l->lock);
+        eventfd_write(l->evfd, 1);
+        pthread_join(l->thread, NULL);
+    }
+    while (l->nspare)
+        curl_easy_cleanup(l->spare[--l->nspare]);
+    if (l->multi)
+        curl_multi_cleanup(l->multi);
+    if (l->evfd >= 0)
+        close(l->evfd);
+    if (l->epfd >= 0)
+        close(l->epfd);
+    pthread_mutex_destroy(&l->lock);
+}
+
+/* The lane of the calling thread: each thread keeps to one, spread over the lanes in turn. */
+static struct lane *lane_pick(struct lambda *d)
+{
+    static atomic_uint next;
+    static _Thread_local unsigned mine = UINT_MAX;
+
+    if (mine == UINT_MAX)
+        mine = atomic_fetch_add(&next, 1) & (UINT_MAX >> 1);
+    return &d->lanes[mine % d->nlanes];
 }
 
 /* ---- the dispatcher operations ---- */
@@ -1188,31 +1488,24 @@ static void start(struct lambda *d, struct lgw_invocation *inv, enum lgw_invoke_
         goto refuse;
     c->done = done;
     c->done_arg = arg;
-    pthread_mutex_lock(&d->lock);
-    if (d->draining) {
-        pthread_mutex_unlock(&d->lock);
-        call_free(c);
-        lgw_error_set(&inv->err, LGW_ESHUTDOWN, "the gateway is shutting down");
-        goto refuse;
-    }
-    if (d->inflight >= d->opt.max_inflight) {
-        pthread_mutex_unlock(&d->lock);
+    /* Counted in flight before draining is read: drain sets draining before it reads the
+     * count, so one of the two sees the other (both are sequentially consistent). */
+    if (atomic_fetch_add(&d->inflight, 1) >= d->opt.max_inflight) {
+        inflight_put(d);
         call_free(c);
         lgw_error_set(&inv->err, LGW_ETHROTTLED, "Rate Exceeded.");
         snprintf(inv->err.reason, sizeof(inv->err.reason), "ConcurrentInvocationLimitExceeded");
         goto refuse;
     }
-    d->inflight++;
-    if (d->sub_tail)
-        d->sub_tail->next = c;
-    else
-        d->sub_head = c;
-    d->sub_tail = c;
+    if (atomic_load(&d->draining)) {
+        inflight_put(d);
+        call_free(c);
+        lgw_error_set(&inv->err, LGW_ESHUTDOWN, "the gateway is shutting down");
+        goto refuse;
+    }
     atomic_fetch_add(&d->n_calls, 1);
-    /* Under the lock, as is everything touching d after the call is queued: once it is, it may
-     * be answered and the dispatcher drained and destroyed before this thread runs again. */
-    curl_multi_wakeup(d->multi);
-    pthread_mutex_unlock(&d->lock);
+    c->lane = lane_pick(d);
+    lane_start(c->lane, c);
     return;
 refuse:
     done(inv, arg);
@@ -1267,9 +1560,9 @@ static void lambda_drain(struct lgw_dispatcher *base)
 {
     struct lambda *d = (struct lambda *)base;
 
+    atomic_store(&d->draining, true);
     pthread_mutex_lock(&d->lock);
-    d->draining = true;
-    while (d->inflight)
+    while (atomic_load(&d->inflight))
         pthread_cond_wait(&d->idle, &d->lock);
     d->drained = true;
     pthread_mutex_unlock(&d->lock);
@@ -1279,17 +1572,11 @@ static void lambda_destroy(struct lgw_dispatcher *base)
 {
     struct lambda *d = (struct lambda *)base;
 
-    if (d->thread_started) {
-        if (!d->drained)
-            lambda_drain(base);
-        pthread_mutex_lock(&d->lock);
-        d->stop = true;
-        curl_multi_wakeup(d->multi);
-        pthread_mutex_unlock(&d->lock);
-        pthread_join(d->thread, NULL);
-    }
-    if (d->multi)
-        curl_multi_cleanup(d->multi);
+    if (!d->drained)
+        lambda_drain(base);
+    for (size_t i = 0; d->lanes && i < d->nlanes; i++)
+        lane_fini(&d->lanes[i]);
+    free(d->lanes);
     if (d->own_creds)
         lgw_credentials_provider_free(d->creds);
     lgw_sigv4_key_cache_free(d->keys);
@@ -1327,9 +1614,7 @@ int lgw_lambda_stats(struct lgw_dispatcher *base, struct lgw_lambda_stats *out)
     out->retries = atomic_load(&d->n_retries);
     out->denied = atomic_load(&d->n_denied);
     out->connections = atomic_load(&d->n_connections);
-    pthread_mutex_lock(&d->lock);
-    out->inflight = d->inflight;
-    pthread_mutex_unlock(&d->lock);
+    out->inflight = atomic_load(&d->inflight);
     return 0;
 }
 
@@ -1375,6 +1660,12 @@ static enum lgw_errc apply_options(struct lambda *d, const struct lgw_lambda_opt
         o->retry_budget_ms = LGW_LAMBDA_DEFAULT_RETRY_BUDGET_MS;
     if (!o->max_inflight)
         o->max_inflight = LGW_LAMBDA_DEFAULT_MAX_INFLIGHT;
+    if (!o->lanes) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        o->lanes = n < 1 ? 1u : n > LANES_MAX ? LANES_MAX : (unsigned)n;
+    }
+    if (o->lanes > LANES_MAX)
+        return lgw_error_set(err, LGW_EINTERNAL, "lambda: lanes must be 1 to %u", LANES_MAX);
     if (o->max_attempts > LGW_LAMBDA_MAX_ATTEMPTS)
         return lgw_error_set(err, LGW_EINTERNAL, "lambda: max_attempts must be 1 to %u",
                              LGW_LAMBDA_MAX_ATTEMPTS);
@@ -1469,17 +1760,23 @@ struct lgw_dispatcher *lgw_lambda_new(const struct lgw_function_config *fns, siz
             goto fail;
         d->own_creds = true;
     }
-    if (!(d->keys = lgw_sigv4_key_cache_new(0)) || !(d->multi = curl_multi_init())) {
+    if (!(d->keys = lgw_sigv4_key_cache_new(0))) {
         lgw_error_set(err, LGW_EINTERNAL, "out of memory");
         goto fail;
     }
-    if (RAND_bytes((unsigned char *)&d->rng, sizeof(d->rng)) != 1 || d->rng == 0)
-        d->rng = 0x9e3779b97f4a7c15ULL;
-    if (pthread_create(&d->thread, NULL, transport_main, d) != 0) {
-        lgw_error_set(err, LGW_EINTERNAL, "cannot start the transport thread");
+    d->nlanes = d->opt.lanes;
+    if (!(d->lanes = calloc(d->nlanes, sizeof(*d->lanes)))) {
+        lgw_error_set(err, LGW_EINTERNAL, "out of memory");
         goto fail;
     }
-    d->thread_started = true;
+    for (size_t i = 0; i < d->nlanes; i++) {
+        if (lane_init(d, &d->lanes[i]) < 0) {
+            lgw_error_set(err, LGW_EINTERNAL, "cannot start a transport lane: %s",
+                          strerror(errno));
+            d->nlanes = i + 1; /* lane_fini() copes with a half-made one */
+            goto fail;
+        }
+    }
     return &d->base;
 fail:
     lambda_destroy(&d->base);

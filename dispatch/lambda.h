@@ -118,6 +118,8 @@ struct lgw_lambda_options {
     unsigned retry_cap_ms;
     unsigned retry_budget_ms;
     unsigned max_inflight; /* calls accepted and not answered; past it LGW_ETHROTTLED */
+    unsigned lanes;        /* transport lanes (threads with their own connections), 1..16;
+                            * 0: one per online CPU */
     bool log;              /* JSON lines on stderr: start-up warnings, retries */
 };
 
