@@ -53,7 +53,7 @@
 #define URL_CAP (PATH_CAP + QUERY_CAP + 1)
 #define CLIENT_CONTEXT_B64_MAX 3583 /* Lambda's limit on X-Amz-Client-Context */
 #define FUNCTION_ERROR_MAX 64
-#define POLL_MAX_MS 1000 /* a lane wakes at least this often (a safety net, not a need) */
+#define POLL_MAX_MS 1000    /* a lane wakes at least this often (a safety net, not a need) */
 #define CALL_HEADERS_MAX 12 /* 5 of ours, 3 from the signer, Authorization, Expect, Accept */
 #define LANE_SPARE_MAX 64   /* easy handles a lane keeps for reuse */
 #define LANES_MAX 16
@@ -1288,9 +1288,9 @@ static void *lane_main(void *arg)
             break;
         until = lane_due_us(l);
         now_us = mono_us();
-        timeout = until == INT64_MAX || until - now_us > POLL_MAX_MS * 1000
-                      ? POLL_MAX_MS
-                      : until <= now_us ? 0 : (int)((until - now_us + 999) / 1000);
+        timeout = until == INT64_MAX || until - now_us > POLL_MAX_MS * 1000 ? POLL_MAX_MS
+                  : until <= now_us                                         ? 0
+                                    : (int)((until - now_us + 999) / 1000);
         l->sleeping = true;
         l->sleep_until_us = now_us + (int64_t)timeout * 1000;
         lane_unlock(l);
@@ -1771,8 +1771,7 @@ struct lgw_dispatcher *lgw_lambda_new(const struct lgw_function_config *fns, siz
     }
     for (size_t i = 0; i < d->nlanes; i++) {
         if (lane_init(d, &d->lanes[i]) < 0) {
-            lgw_error_set(err, LGW_EINTERNAL, "cannot start a transport lane: %s",
-                          strerror(errno));
+            lgw_error_set(err, LGW_EINTERNAL, "cannot start a transport lane: %s", strerror(errno));
             d->nlanes = i + 1; /* lane_fini() copes with a half-made one */
             goto fail;
         }
