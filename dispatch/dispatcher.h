@@ -85,6 +85,23 @@ struct lgw_dispatcher_ops {
     void (*drain)(struct lgw_dispatcher *d);
     /* Frees the dispatcher; drains first if that was not done. Accepts NULL via the wrapper. */
     void (*destroy)(struct lgw_dispatcher *d);
+
+    /*
+     * Optional (NULL when the dispatcher has no I/O of its own to wait for, as in local mode):
+     * lets each HTTP thread drive the dispatcher's I/O from its own event loop, so that a call
+     * is sent, answered and replied to on the thread that took the request, with no hand-off
+     * between threads.
+     * - loop_attach: called once on each loop thread (idx counts from 0) before it serves;
+     *   returns a descriptor that turns readable when loop_run has work, or -1 when this
+     *   dispatcher runs its own threads (the loop then makes no other call).
+     * - loop_timeout: called just before the thread waits; milliseconds until loop_run is due
+     *   by itself, -1 for no such moment.
+     * - loop_run: does what is ready without blocking (ready: the descriptor was reported
+     *   readable) and returns how many calls it answered, i.e. how many done callbacks ran.
+     */
+    int (*loop_attach)(struct lgw_dispatcher *d, unsigned idx);
+    int (*loop_timeout)(struct lgw_dispatcher *d);
+    unsigned (*loop_run)(struct lgw_dispatcher *d, bool ready);
 };
 
 struct lgw_dispatcher {
@@ -117,6 +134,21 @@ static inline json_t *lgw_dispatcher_functions(struct lgw_dispatcher *d)
 static inline void lgw_dispatcher_drain(struct lgw_dispatcher *d)
 {
     d->ops->drain(d);
+}
+
+static inline int lgw_dispatcher_loop_attach(struct lgw_dispatcher *d, unsigned idx)
+{
+    return d->ops->loop_attach ? d->ops->loop_attach(d, idx) : -1;
+}
+
+static inline int lgw_dispatcher_loop_timeout(struct lgw_dispatcher *d)
+{
+    return d->ops->loop_timeout(d);
+}
+
+static inline unsigned lgw_dispatcher_loop_run(struct lgw_dispatcher *d, bool ready)
+{
+    return d->ops->loop_run(d, ready);
 }
 
 static inline void lgw_dispatcher_free(struct lgw_dispatcher *d)

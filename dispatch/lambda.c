@@ -56,7 +56,7 @@
 #define POLL_MAX_MS 1000    /* a lane wakes at least this often (a safety net, not a need) */
 #define CALL_HEADERS_MAX 12 /* 5 of ours, 3 from the signer, Authorization, Expect, Accept */
 #define LANE_SPARE_MAX 64   /* easy handles a lane keeps for reuse */
-#define LANES_MAX 16
+#define LANES_MAX 256
 
 /* ---- endpoints and targets ---- */
 
@@ -1206,11 +1206,12 @@ static int64_t lane_due_us(const struct lane *l)
  * Releases the lane's lock: wakes the lane thread if it sleeps past what is now due, then
  * answers the calls that finished meanwhile (done runs with no lane lock held).
  */
-static void lane_unlock(struct lane *l)
+static unsigned lane_unlock(struct lane *l)
 {
     struct lambda *d = l->d;
     struct call *fin = l->fin;
     bool wake = l->sleeping && lane_due_us(l) < l->sleep_until_us;
+    unsigned answered = 0;
 
     l->fin = NULL;
     if (wake)
@@ -1223,11 +1224,13 @@ static void lane_unlock(struct lane *l)
         struct call *next = fin->next;
         call_done(d, fin);
         fin = next;
+        answered++;
     }
+    return answered;
 }
 
-/* Signs and starts an attempt from any thread but the lane's with its lock held. */
-static void lane_start(struct lane *l, struct call *c)
+/* Signs and starts an attempt, from any thread that does not hold the lane's lock. */
+static unsigned lane_start(struct lane *l, struct call *c)
 {
     bool signed_ok = attempt_sign(l->d, c);
 
@@ -1237,9 +1240,73 @@ static void lane_start(struct lane *l, struct call *c)
     else
         call_finish(l, c);
     lane_timers(l); /* curl_multi_add_handle asked for an immediate run: the request goes now */
-    lane_unlock(l);
+    return lane_unlock(l);
 }
 
+/*
+ * Lane lock held on entry and on return: hands the ready sockets to curl, runs curl's timer and
+ * starts the retries that are due (signed with the lock released). Returns the calls answered
+ * while the lock was released.
+ */
+static unsigned lane_work(struct lane *l, const struct epoll_event *evs, int n)
+{
+    struct call *due = NULL, **tail = &due, *c;
+    int64_t now_us;
+    int running = 0;
+    unsigned answered = 0;
+
+    for (int i = 0; i < n; i++) {
+        int fd = evs[i].data.fd, flags = 0;
+        if (fd == l->evfd) {
+            eventfd_t v;
+            eventfd_read(l->evfd, &v);
+            continue;
+        }
+        flags |= evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0;
+        flags |= evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0;
+        flags |= evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0;
+        curl_multi_socket_action(l->multi, fd, flags, &running);
+    }
+    lane_timers(l);
+    now_us = mono_us();
+    while ((c = l->timers) && c->wake_ms * 1000 <= now_us) {
+        l->timers = c->next;
+        c->next = NULL;
+        *tail = c;
+        tail = &c->next;
+    }
+    if (due) {
+        answered += lane_unlock(l);
+        while ((c = due)) {
+            due = c->next;
+            c->next = NULL;
+            answered += lane_start(l, c);
+        }
+        pthread_mutex_lock(&l->lock);
+    }
+    return answered;
+}
+
+/* Lane lock held: how long the lane's driver may wait (ms, at most max_ms; -1 = no limit),
+ * and the note that it now waits, so that a caller moving a deadline earlier wakes it. */
+static int lane_sleep(struct lane *l, int max_ms)
+{
+    int64_t until = lane_due_us(l), now_us = mono_us();
+    int timeout;
+
+    if (until == INT64_MAX || (max_ms >= 0 && until - now_us > (int64_t)max_ms * 1000)) {
+        timeout = max_ms;
+        until = max_ms < 0 ? INT64_MAX : now_us + (int64_t)max_ms * 1000;
+    } else {
+        timeout = until <= now_us ? 0 : (int)((until - now_us + 999) / 1000);
+    }
+    /* A wake is owed only for a deadline before the one planned for (lane_unlock). */
+    l->sleeping = true;
+    l->sleep_until_us = until;
+    return timeout;
+}
+
+/* The lane's own thread, when no HTTP loop drives it (see lgw_lambda_options.driven). */
 static void *lane_main(void *arg)
 {
     struct lane *l = arg;
@@ -1248,51 +1315,12 @@ static void *lane_main(void *arg)
 
     pthread_mutex_lock(&l->lock);
     for (;;) {
-        struct call *due = NULL, **tail = &due, *c;
-        int64_t now_us, until;
-        int running = 0, timeout;
+        int timeout;
 
-        for (int i = 0; i < n; i++) {
-            int fd = evs[i].data.fd, flags = 0;
-            if (fd == l->evfd) {
-                eventfd_t v;
-                eventfd_read(l->evfd, &v);
-                continue;
-            }
-            flags |= evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0;
-            flags |= evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0;
-            flags |= evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0;
-            curl_multi_socket_action(l->multi, fd, flags, &running);
-        }
-        n = 0;
-        lane_timers(l);
-        /* Retries that are due: signed below without the lock, then started. */
-        now_us = mono_us();
-        while ((c = l->timers) && c->wake_ms * 1000 <= now_us) {
-            l->timers = c->next;
-            c->next = NULL;
-            *tail = c;
-            tail = &c->next;
-        }
-        if (due) {
-            lane_unlock(l);
-            while ((c = due)) {
-                due = c->next;
-                c->next = NULL;
-                lane_start(l, c);
-            }
-            pthread_mutex_lock(&l->lock);
-            continue;
-        }
+        lane_work(l, evs, n);
         if (l->stop && !l->running && !l->timers)
             break;
-        until = lane_due_us(l);
-        now_us = mono_us();
-        timeout = until == INT64_MAX || until - now_us > POLL_MAX_MS * 1000 ? POLL_MAX_MS
-                  : until <= now_us                                         ? 0
-                                    : (int)((until - now_us + 999) / 1000);
-        l->sleeping = true;
-        l->sleep_until_us = now_us + (int64_t)timeout * 1000;
+        timeout = lane_sleep(l, POLL_MAX_MS);
         lane_unlock(l);
         n = epoll_wait(l->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), timeout);
         if (n < 0)
@@ -1328,6 +1356,8 @@ static int lane_init(struct lambda *d, struct lane *l)
     curl_multi_setopt(l->multi, CURLMOPT_MAXCONNECTS, (long)d->opt.max_inflight);
     if (RAND_bytes((unsigned char *)&l->rng, sizeof(l->rng)) != 1 || l->rng == 0)
         l->rng = 0x9e3779b97f4a7c15ULL ^ (uint64_t)(uintptr_t)l;
+    if (d->opt.driven)
+        return 0; /* an HTTP loop runs it: lambda_loop_attach() */
     if (pthread_create(&l->thread, NULL, lane_main, l) != 0)
         return -1;
     l->started = true;
@@ -1355,15 +1385,63 @@ static void lane_fini(struct lane *l)
     pthread_mutex_destroy(&l->lock);
 }
 
-/* The lane of the calling thread: each thread keeps to one, spread over the lanes in turn. */
+/* The lane a thread drives (lambda_loop_attach), and whose dispatcher it is. */
+static _Thread_local struct lambda *bound_d;
+static _Thread_local struct lane *bound_lane;
+
+/* The lane of the calling thread: the one it drives, else one it keeps to, spread over the
+ * lanes in turn. */
 static struct lane *lane_pick(struct lambda *d)
 {
     static atomic_uint next;
     static _Thread_local unsigned mine = UINT_MAX;
 
+    if (bound_d == d)
+        return bound_lane;
     if (mine == UINT_MAX)
         mine = atomic_fetch_add(&next, 1) & (UINT_MAX >> 1);
     return &d->lanes[mine % d->nlanes];
+}
+
+/* ---- driven by the HTTP loops (dispatcher.h: loop_attach, loop_timeout, loop_run) ---- */
+
+static int lambda_loop_attach(struct lgw_dispatcher *base, unsigned idx)
+{
+    struct lambda *d = (struct lambda *)base;
+
+    if (!d->opt.driven)
+        return -1;
+    bound_d = d;
+    bound_lane = &d->lanes[idx % d->nlanes];
+    return bound_lane->epfd;
+}
+
+static int lambda_loop_timeout(struct lgw_dispatcher *base)
+{
+    struct lane *l = bound_lane;
+    int timeout;
+
+    (void)base;
+    pthread_mutex_lock(&l->lock);
+    timeout = lane_sleep(l, -1);
+    lane_unlock(l);
+    return timeout;
+}
+
+static unsigned lambda_loop_run(struct lgw_dispatcher *base, bool ready)
+{
+    struct lane *l = bound_lane;
+    struct epoll_event evs[64];
+    int n = 0;
+    unsigned answered;
+
+    (void)base;
+    if (ready && (n = epoll_wait(l->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), 0)) < 0)
+        n = 0;
+    pthread_mutex_lock(&l->lock);
+    l->sleeping = false;
+    answered = lane_work(l, evs, n);
+    return answered + lane_unlock(l);
 }
 
 /* ---- the dispatcher operations ---- */
@@ -1600,6 +1678,9 @@ static const struct lgw_dispatcher_ops lambda_ops = {
     .functions = lambda_functions,
     .drain = lambda_drain,
     .destroy = lambda_destroy,
+    .loop_attach = lambda_loop_attach,
+    .loop_timeout = lambda_loop_timeout,
+    .loop_run = lambda_loop_run,
 };
 
 int lgw_lambda_stats(struct lgw_dispatcher *base, struct lgw_lambda_stats *out)

@@ -118,9 +118,15 @@ struct lgw_lambda_options {
     unsigned retry_cap_ms;
     unsigned retry_budget_ms;
     unsigned max_inflight; /* calls accepted and not answered; past it LGW_ETHROTTLED */
-    unsigned lanes;        /* transport lanes (threads with their own connections), 1..16;
+    unsigned lanes;        /* transport lanes (each with its own connections), 1..256;
                             * 0: one per online CPU */
-    bool log;              /* JSON lines on stderr: start-up warnings, retries */
+    /* true: the lanes get no threads of their own; the caller's event loops drive them
+     * through the dispatcher's loop_* operations (dispatcher.h), one loop per lane. A call
+     * from a thread that drives a lane goes on that lane; one from any other thread goes on
+     * some lane, whose loop then reads the answer. The server sets this; C programs and tests
+     * leave it false. */
+    bool driven;
+    bool log; /* JSON lines on stderr: start-up warnings, retries */
 };
 
 /*

@@ -1,9 +1,10 @@
 /*
  * http.c - the libmicrohttpd daemon and the request life cycle (see http.h).
  *
- * Threads: libmicrohttpd runs an epoll loop per HTTP thread. No face ever blocks in it: a
- * dispatch suspends the connection, and the dispatcher's done callback (on a worker thread)
- * resumes it. The phase field settles the race between a done callback that fires before the
+ * Threads: one event loop per HTTP thread, each with its own libmicrohttpd daemon (see
+ * loop_main). No face ever blocks in it: a dispatch suspends the connection, and the
+ * dispatcher's done callback (on a worker thread in local mode, on this same loop in lambda
+ * mode) resumes it. The phase field settles the race between a done callback that fires before the
  * connection was suspended and one that fires after.
  */
 #define _DEFAULT_SOURCE /* strcasecmp, getaddrinfo flags */
@@ -16,6 +17,14 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -260,15 +269,27 @@ int lgw_req_parse_event(struct lgw_req *r, struct lgw_error *err)
 
 /* ---- dispatch with suspend/resume ---- */
 
+/* The loop the calling thread runs (loop_main), NULL on any other thread. */
+static _Thread_local struct lgw_loop *current_loop;
+
 static void on_dispatch_done(struct lgw_invocation *inv, void *arg)
 {
     struct lgw_req *r = arg;
+    struct lgw_loop *lp = r->loop;
     int prev;
 
     (void)inv;
     prev = atomic_exchange(&r->phase, LGW_PHASE_DONE);
-    if (prev == LGW_PHASE_SUSPENDED)
+    if (prev == LGW_PHASE_SUSPENDED) {
         MHD_resume_connection(r->conn);
+        /* A daemon polled from outside takes a resume up only at its next run, and has no
+         * channel of its own to be woken by one: its loop is told, through a flag when this
+         * is the loop's own thread (lambda mode answers there), else through its eventfd. */
+        if (lp == current_loop)
+            lp->resumed = true;
+        else
+            eventfd_write(lp->ctlfd, 1);
+    }
 }
 
 void lgw_req_dispatch(struct lgw_req *r, enum lgw_dispatch_kind kind, lgw_req_fn finish)
@@ -342,6 +363,7 @@ static struct lgw_req *req_new(struct lgw_server *s, struct MHD_Connection *c,
     if (!r)
         return NULL;
     r->srv = s;
+    r->loop = current_loop;
     r->conn = c;
     r->route_index = -1;
     lgw_invocation_init(&r->inv);
@@ -519,61 +541,214 @@ static int resolve_listen(const char *host, unsigned port, struct sockaddr_stora
     return 0;
 }
 
+unsigned lgw_server_threads(const struct lgw_config *cfg)
+{
+    long n;
+    unsigned t = cfg->http_threads;
+
+    if (!t) {
+        n = sysconf(_SC_NPROCESSORS_ONLN);
+        t = n > 0 && n < 64 ? (unsigned)n : 2;
+    }
+    /* Each thread's daemon takes an equal share of the connection limit, and at least one. */
+    if (cfg->max_connections && t > cfg->max_connections)
+        t = cfg->max_connections;
+    return t;
+}
+
+/* ---- the HTTP threads: one event loop each ---- */
+
+/*
+ * Each thread runs its own libmicrohttpd daemon in "external epoll" mode, all accepting from
+ * one shared listening socket, and waits in one epoll set for: the daemon's epoll descriptor,
+ * the dispatcher's descriptor for this thread (lambda mode: the lane this thread drives, see
+ * dispatcher.h) and the thread's control eventfd. So in lambda mode a request is taken, sent
+ * upstream, answered by Lambda and replied to on one thread, with no hand-off; local mode's
+ * workers resume connections through the daemon's own inter-thread channel as before.
+ */
+enum { EV_MHD = 1, EV_CTL, EV_DISP };
+
+static void *loop_main(void *arg)
+{
+    struct lgw_loop *lp = arg;
+    struct lgw_server *s = lp->s;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(lp->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    struct epoll_event ev = {.events = EPOLLIN}, evs[8];
+    bool quiesced = false;
+    int dfd;
+
+    prctl(PR_SET_NAME, "lgw-http", 0, 0, 0);
+    current_loop = lp;
+    ev.data.u32 = EV_MHD;
+    epoll_ctl(lp->epfd, EPOLL_CTL_ADD, info->epoll_fd, &ev);
+    ev.data.u32 = EV_CTL;
+    epoll_ctl(lp->epfd, EPOLL_CTL_ADD, lp->ctlfd, &ev);
+    dfd = lgw_dispatcher_loop_attach(s->disp, lp->idx);
+    ev.data.u32 = EV_DISP;
+    if (dfd >= 0 && epoll_ctl(lp->epfd, EPOLL_CTL_ADD, dfd, &ev) < 0)
+        dfd = -1; /* cannot happen; the lane would then need a thread of its own */
+    for (;;) {
+        MHD_UNSIGNED_LONG_LONG mt;
+        int t = -1, n;
+        bool mhd_ready = false, disp_ready = false;
+
+        if (lp->resumed)
+            t = 0;
+        else if (MHD_get_timeout(lp->mhd, &mt) == MHD_YES)
+            t = mt > INT_MAX ? INT_MAX : (int)mt;
+        if (dfd >= 0) {
+            int dt = lgw_dispatcher_loop_timeout(s->disp);
+            if (dt >= 0 && (t < 0 || dt < t))
+                t = dt;
+        }
+        n = epoll_wait(lp->epfd, evs, (int)(sizeof(evs) / sizeof(evs[0])), t);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.u32 == EV_MHD) {
+                mhd_ready = true;
+            } else if (evs[i].data.u32 == EV_DISP) {
+                disp_ready = true;
+            } else {
+                eventfd_t v;
+                eventfd_read(lp->ctlfd, &v);
+                mhd_ready = true; /* a resume, or quiesce/stop (checked below) */
+            }
+        }
+        if (atomic_load(&s->loops_quiesce) && !quiesced) {
+            MHD_quiesce_daemon(lp->mhd); /* the shared socket is closed once, by the server */
+            quiesced = true;
+            pthread_mutex_lock(&s->loops_lock);
+            s->loops_quiesced++;
+            pthread_cond_broadcast(&s->loops_cond);
+            pthread_mutex_unlock(&s->loops_lock);
+        }
+        if (atomic_load(&s->loops_stop))
+            break;
+        /* Answers that came in resume their connections (setting lp->resumed): the daemon
+         * then sends them. */
+        if (dfd >= 0)
+            lgw_dispatcher_loop_run(s->disp, disp_ready);
+        if (mhd_ready || n == 0 || lp->resumed) {
+            lp->resumed = false;
+            MHD_run(lp->mhd);
+        }
+    }
+    return NULL;
+}
+
+static int listen_socket(const struct sockaddr_storage *ss, socklen_t len, bool v6)
+{
+    int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        return -1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (v6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+        bind(fd, (const struct sockaddr *)ss, len) < 0 || listen(fd, 4096) < 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+static void loops_signal(struct lgw_server *s)
+{
+    for (unsigned i = 0; i < s->nloops; i++)
+        if (s->loops[i].ctlfd >= 0)
+            eventfd_write(s->loops[i].ctlfd, 1);
+}
+
 int lgw_server_start(struct lgw_server *s, struct lgw_config *cfg, struct lgw_dispatcher *disp,
                      char *err, size_t errlen)
 {
     struct sockaddr_storage ss;
     socklen_t sslen;
     bool v6 = false;
-    unsigned threads = cfg->http_threads;
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-                     MHD_USE_TURBO;
-    const union MHD_DaemonInfo *info;
+    unsigned threads = lgw_server_threads(cfg);
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG | MHD_USE_TURBO;
 
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
     s->disp = disp;
+    s->listen_fd = -1;
+    pthread_mutex_init(&s->loops_lock, NULL);
+    pthread_cond_init(&s->loops_cond, NULL);
     clock_gettime(CLOCK_MONOTONIC, &s->started);
     if (lgw_routes_compile(s, err, errlen) < 0)
         return -1;
     if (resolve_listen(cfg->listen_host, cfg->listen_port, &ss, &sslen, &v6) < 0) {
         snprintf(err, errlen, "--listen %s:%u: cannot resolve the host", cfg->listen_host,
                  cfg->listen_port);
-        lgw_routes_free(s);
-        return -1;
+        goto fail;
     }
     if (v6)
         flags |= MHD_USE_IPv6;
-    if (!threads) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n > 0 && n < 64 ? (unsigned)n : 2;
-    }
-    s->mhd = MHD_start_daemon(
-        flags, (uint16_t)cfg->listen_port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-        (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_URI_LOG_CALLBACK, on_uri, s, MHD_OPTION_THREAD_POOL_SIZE, threads,
-        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        cfg->connection_timeout_s, MHD_OPTION_LISTEN_BACKLOG_SIZE, 4096,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->connection_memory, MHD_OPTION_END);
-    if (!s->mhd) {
+    if ((s->listen_fd = listen_socket(&ss, sslen, v6)) < 0) {
         snprintf(err, errlen, "--listen %s:%u: cannot listen (%s)", cfg->listen_host,
-                 cfg->listen_port, strerror(errno ? errno : EADDRINUSE));
-        lgw_routes_free(s);
-        return -1;
+                 cfg->listen_port, strerror(errno));
+        goto fail;
     }
-    info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = info ? info->port : cfg->listen_port;
+    if (getsockname(s->listen_fd, (struct sockaddr *)&ss, &sslen) == 0)
+        s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    if (!(s->loops = calloc(threads, sizeof(*s->loops)))) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        struct lgw_loop *lp = &s->loops[i];
+        unsigned limit = cfg->max_connections / threads + (i < cfg->max_connections % threads);
+
+        lp->s = s;
+        lp->idx = i;
+        lp->epfd = lp->ctlfd = -1;
+        s->nloops++;
+        lp->mhd = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+            MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+            MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT,
+            cfg->connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+            (size_t)cfg->connection_memory, MHD_OPTION_END);
+        if (!lp->mhd || (lp->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+            (lp->ctlfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+            snprintf(err, errlen, "--listen %s:%u: cannot start HTTP thread %u (%s)",
+                     cfg->listen_host, cfg->listen_port, i, strerror(errno ? errno : ENOMEM));
+            goto fail;
+        }
+    }
+    for (unsigned i = 0; i < threads; i++) {
+        if (pthread_create(&s->loops[i].thread, NULL, loop_main, &s->loops[i]) != 0) {
+            snprintf(err, errlen, "cannot start HTTP thread %u", i);
+            goto fail;
+        }
+        s->loops[i].started = true;
+    }
     return 0;
+fail:
+    lgw_server_stop(s);
+    return -1;
 }
 
 void lgw_server_quiesce(struct lgw_server *s)
 {
-    MHD_socket fd;
+    unsigned running = 0;
 
     atomic_store(&s->draining, true);
-    fd = MHD_quiesce_daemon(s->mhd);
-    if (fd != MHD_INVALID_SOCKET)
-        close(fd);
+    for (unsigned i = 0; i < s->nloops; i++)
+        running += s->loops[i].started;
+    atomic_store(&s->loops_quiesce, true);
+    loops_signal(s);
+    pthread_mutex_lock(&s->loops_lock);
+    while (s->loops_quiesced < running)
+        pthread_cond_wait(&s->loops_cond, &s->loops_lock);
+    pthread_mutex_unlock(&s->loops_lock);
+    /* Every running daemon has let go of the socket; the others are stopped in
+     * lgw_server_stop(), which quiesces them first. */
+    if (running == s->nloops && s->listen_fd >= 0) {
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
 }
 
 long lgw_server_wait_idle(struct lgw_server *s, int timeout_ms)
@@ -591,8 +766,32 @@ long lgw_server_wait_idle(struct lgw_server *s, int timeout_ms)
 
 void lgw_server_stop(struct lgw_server *s)
 {
-    if (s->mhd)
-        MHD_stop_daemon(s->mhd);
-    s->mhd = NULL;
+    atomic_store(&s->loops_stop, true);
+    loops_signal(s);
+    for (unsigned i = 0; i < s->nloops; i++)
+        if (s->loops[i].started)
+            pthread_join(s->loops[i].thread, NULL);
+    /* No loop runs now: each daemon lets go of the shared socket (MHD_stop_daemon would close
+     * it once per daemon otherwise), the socket is closed once, then the daemons stop. */
+    for (unsigned i = 0; i < s->nloops; i++)
+        if (s->loops[i].mhd && s->listen_fd >= 0)
+            MHD_quiesce_daemon(s->loops[i].mhd);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->listen_fd = -1;
+    for (unsigned i = 0; i < s->nloops; i++) {
+        struct lgw_loop *lp = &s->loops[i];
+        if (lp->mhd)
+            MHD_stop_daemon(lp->mhd);
+        if (lp->epfd >= 0)
+            close(lp->epfd);
+        if (lp->ctlfd >= 0)
+            close(lp->ctlfd);
+    }
+    free(s->loops);
+    s->loops = NULL;
+    s->nloops = 0;
+    pthread_cond_destroy(&s->loops_cond);
+    pthread_mutex_destroy(&s->loops_lock);
     lgw_routes_free(s);
 }

@@ -12,6 +12,7 @@
 #define LGW_HTTP_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -37,6 +38,7 @@ enum lgw_req_phase { LGW_PHASE_READING, LGW_PHASE_DISPATCHED, LGW_PHASE_SUSPENDE
 
 struct lgw_req {
     struct lgw_server *srv;
+    struct lgw_loop *loop; /* the HTTP thread whose daemon holds the connection */
     struct MHD_Connection *conn;
     const struct lgw_face *face;
     struct lgw_route_match route;
@@ -74,17 +76,38 @@ struct lgw_metrics {
     atomic_ulong bytes_in, bytes_out;
 };
 
+struct lgw_server;
+
+/* One HTTP thread: its daemon and its event loop (http.c). */
+struct lgw_loop {
+    struct lgw_server *s;
+    struct MHD_Daemon *mhd;
+    unsigned idx;
+    int epfd, ctlfd;
+    pthread_t thread;
+    bool started;
+    bool resumed; /* a connection was resumed on this thread: run the daemon again */
+};
+
 struct lgw_server {
     struct lgw_config *cfg;
     struct lgw_dispatcher *disp;
     struct lgw_routes *routes; /* compiled handler routes, owned (routes.c) */
-    struct MHD_Daemon *mhd;
+    struct lgw_loop *loops;
+    unsigned nloops;
+    int listen_fd; /* shared by every loop's daemon; -1 once closed */
+    atomic_bool loops_quiesce, loops_stop;
+    pthread_mutex_t loops_lock; /* with loops_cond: loops_quiesced counts the acks */
+    pthread_cond_t loops_cond;
+    unsigned loops_quiesced;
     unsigned port;
     struct lgw_metrics metrics;
     struct timespec started;
     atomic_bool draining;
 };
 
+/* The number of HTTP threads the server runs for cfg (http_threads, or one per CPU). */
+unsigned lgw_server_threads(const struct lgw_config *cfg);
 /* Starts the daemon on cfg->listen_host:listen_port. Returns 0 or -1 with err set. */
 int lgw_server_start(struct lgw_server *s, struct lgw_config *cfg, struct lgw_dispatcher *disp,
                      char *err, size_t errlen);

@@ -61,6 +61,9 @@ static struct lgw_dispatcher *make_dispatcher(struct lgw_config *cfg, struct lgw
             .nallow = cfg->nallow,
             .allow_any = cfg->allow_any_function,
             .log = true,
+            /* One lane per HTTP thread, driven by that thread's loop (http.c). */
+            .lanes = lgw_server_threads(cfg),
+            .driven = true,
         };
         if (!cfg->nallow && !cfg->allow_any_function) {
             snprintf(err, errlen,

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -238,6 +240,97 @@ static struct lgw_lambda_options base_options(void)
     return o;
 }
 
+/* ---- driven mode: the lanes run by loops of the test's own, as the server's HTTP threads do ---
+ */
+
+/* When set, every dispatcher a test makes is created with driven lanes and gets DRIVERS loop
+ * threads (the suite runs once each way). Calls then come from threads that drive no lane,
+ * which is allowed: they go to some lane, and its loop reads the answer. */
+static bool driven;
+enum { DRIVERS = 2 };
+
+struct driver {
+    struct lgw_dispatcher *d;
+    unsigned idx;
+    int stopfd;
+    pthread_t thread;
+};
+
+static struct {
+    struct lgw_dispatcher *d;
+    struct driver drv[DRIVERS];
+} loops[8];
+
+static void *drive(void *arg)
+{
+    struct driver *dr = arg;
+    struct epoll_event ev = {.events = EPOLLIN}, evs[4];
+    int ep = epoll_create1(EPOLL_CLOEXEC), fd = lgw_dispatcher_loop_attach(dr->d, dr->idx);
+
+    assert_true(ep >= 0 && fd >= 0);
+    ev.data.u32 = 1;
+    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+    ev.data.u32 = 2;
+    epoll_ctl(ep, EPOLL_CTL_ADD, dr->stopfd, &ev);
+    for (;;) {
+        int n = epoll_wait(ep, evs, 4, lgw_dispatcher_loop_timeout(dr->d));
+        bool ready = false, stop = false;
+        for (int i = 0; i < n; i++) {
+            ready |= evs[i].data.u32 == 1;
+            stop |= evs[i].data.u32 == 2;
+        }
+        if (stop)
+            break;
+        lgw_dispatcher_loop_run(dr->d, ready);
+    }
+    close(ep);
+    return NULL;
+}
+
+static struct lgw_dispatcher *lambda_new(const struct lgw_function_config *fns, size_t n,
+                                         struct lgw_lambda_options *o, struct lgw_error *e)
+{
+    struct lgw_dispatcher *d;
+    size_t slot = 0;
+
+    if (driven) {
+        o->lanes = DRIVERS;
+        o->driven = true;
+    }
+    d = lgw_lambda_new(fns, n, o, e);
+    if (!d || !driven)
+        return d;
+    while (loops[slot].d)
+        slot++;
+    assert_true(slot < sizeof(loops) / sizeof(loops[0]));
+    loops[slot].d = d;
+    for (unsigned i = 0; i < DRIVERS; i++) {
+        struct driver *dr = &loops[slot].drv[i];
+        dr->d = d;
+        dr->idx = i;
+        dr->stopfd = eventfd(0, EFD_CLOEXEC);
+        assert_int_equal(pthread_create(&dr->thread, NULL, drive, dr), 0);
+    }
+    return d;
+}
+
+/* Drains while the loops still run (they read the answers), then stops them and frees. */
+static void lambda_free(struct lgw_dispatcher *d)
+{
+    for (size_t slot = 0; d && driven && slot < sizeof(loops) / sizeof(loops[0]); slot++) {
+        if (loops[slot].d != d)
+            continue;
+        lgw_dispatcher_drain(d);
+        for (unsigned i = 0; i < DRIVERS; i++) {
+            eventfd_write(loops[slot].drv[i].stopfd, 1);
+            pthread_join(loops[slot].drv[i].thread, NULL);
+            close(loops[slot].drv[i].stopfd);
+        }
+        loops[slot].d = NULL;
+    }
+    lgw_dispatcher_free(d);
+}
+
 static struct lgw_function_config fn(const char *name, const char *target, unsigned timeout_ms)
 {
     struct lgw_function_config c;
@@ -263,7 +356,7 @@ static struct lgw_dispatcher *make_shared(void)
     struct lgw_dispatcher *d;
 
     lgw_error_init(&e);
-    d = lgw_lambda_new(fns, sizeof(fns) / sizeof(fns[0]), &o, &e);
+    d = lambda_new(fns, sizeof(fns) / sizeof(fns[0]), &o, &e);
     if (!d)
         fprintf(stderr, "lgw_lambda_new: %s\n", e.message);
     return d;
@@ -288,7 +381,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    lgw_dispatcher_free(D);
+    lambda_free(D);
     lgw_credentials_provider_free(creds);
     json_decref(empty_event);
     stop_fake();
@@ -666,7 +759,7 @@ static void test_connection_refused(void **state)
     snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", closed_port());
     o.endpoint = ep;
     lgw_error_init(&e);
-    d = lgw_lambda_new(NULL, 0, &o, &e);
+    d = lambda_new(NULL, 0, &o, &e);
     assert_non_null(d);
     t0 = now_ms();
     assert_int_equal(call_on(d, &inv, "echo", "{}"), LGW_ECLIENT);
@@ -679,7 +772,7 @@ static void test_connection_refused(void **state)
     assert_int_equal(st.retries, 3);
     assert_true(ms < 3000);
     lgw_invocation_release(&inv);
-    lgw_dispatcher_free(d);
+    lambda_free(d);
 }
 
 static void test_malformed_answers(void **state)
@@ -955,7 +1048,7 @@ static void test_drain_waits_then_refuses(void **state)
 
     (void)state;
     lgw_error_init(&e);
-    d = lgw_lambda_new(NULL, 0, &o, &e);
+    d = lambda_new(NULL, 0, &o, &e);
     assert_non_null(d);
     for (int i = 0; i < N; i++) {
         inv_setup(&inv[i], "sleepy", "{}");
@@ -975,7 +1068,7 @@ static void test_drain_waits_then_refuses(void **state)
     assert_int_equal(call_on(d, &late, "echo", "{}"), LGW_ESHUTDOWN);
     assert_int_equal(late.err.status, 503);
     lgw_invocation_release(&late);
-    lgw_dispatcher_free(d);
+    lambda_free(d);
 }
 
 /* ---- tests: configuration, signatures, secrets ---- */
@@ -992,20 +1085,20 @@ static void test_no_allow_list_is_refused(void **state)
     lgw_error_init(&e);
     o.allow = NULL;
     o.nallow = 0;
-    assert_null(lgw_lambda_new(NULL, 0, &o, &e));
+    assert_null(lambda_new(NULL, 0, &o, &e));
     assert_non_null(strstr(e.message, "allow-list"));
     assert_non_null(strstr(e.message, "--allow-any-function"));
     lgw_error_release(&e);
 
     o.allow_any = true;
-    d = lgw_lambda_new(NULL, 0, &o, &e);
+    d = lambda_new(NULL, 0, &o, &e);
     assert_non_null(d);
     assert_int_equal(call_on(d, &inv, "anything-at-all", "{}"), LGW_ENOTFOUND);
     lgw_invocation_release(&inv);
     names = lgw_dispatcher_functions(d);
     assert_int_equal(json_array_size(names), 0);
     json_decref(names);
-    lgw_dispatcher_free(d);
+    lambda_free(d);
 }
 
 static void test_bad_configuration_is_refused(void **state)
@@ -1018,32 +1111,32 @@ static void test_bad_configuration_is_refused(void **state)
     (void)state;
     lgw_error_init(&e);
     f = fn("orders", "arn:aws:lambda:us-east-1:12:function:orders", 0);
-    assert_null(lgw_lambda_new(&f, 1, &o, &e));
+    assert_null(lambda_new(&f, 1, &o, &e));
     assert_int_equal(e.code, LGW_EINVALID_FUNCTION);
     assert_non_null(strstr(e.message, "orders"));
     lgw_error_release(&e);
     f = fn("orders", "bad/name", 0);
-    assert_null(lgw_lambda_new(&f, 1, &o, &e));
+    assert_null(lambda_new(&f, 1, &o, &e));
     lgw_error_release(&e);
     for (size_t i = 0; i < sizeof(bad_patterns) / sizeof(bad_patterns[0]); i++) {
         const char *one[1] = {bad_patterns[i]};
         o.allow = one;
         o.nallow = 1;
-        assert_null(lgw_lambda_new(NULL, 0, &o, &e));
+        assert_null(lambda_new(NULL, 0, &o, &e));
         assert_non_null(strstr(e.message, "allow[0]"));
         lgw_error_release(&e);
     }
     o = base_options();
     o.endpoint = "ftp://example.com";
-    assert_null(lgw_lambda_new(NULL, 0, &o, &e));
+    assert_null(lambda_new(NULL, 0, &o, &e));
     lgw_error_release(&e);
     o.endpoint = "http://user:pw@example.com";
-    assert_null(lgw_lambda_new(NULL, 0, &o, &e));
+    assert_null(lambda_new(NULL, 0, &o, &e));
     assert_null(strstr(e.message, "pw@")); /* never echo user info back */
     lgw_error_release(&e);
     o = base_options();
     o.region = "Not A Region";
-    assert_null(lgw_lambda_new(NULL, 0, &o, &e));
+    assert_null(lambda_new(NULL, 0, &o, &e));
     lgw_error_release(&e);
 }
 
@@ -1079,13 +1172,13 @@ static void test_wrong_secret_fails_the_independent_check(void **state)
     assert_int_equal(lgw_credentials_provider_new_static(AK, "not-the-secret", TOKEN, &wrong, &e),
                      LGW_OK);
     o.credentials = wrong;
-    d = lgw_lambda_new(NULL, 0, &o, &e);
+    d = lambda_new(NULL, 0, &o, &e);
     assert_non_null(d);
     assert_int_equal(call_on(d, &inv, "echo", "{}"), LGW_ECLIENT);
     assert_error(&inv, LGW_ECLIENT, 502, 403, "InvalidSignatureException");
     assert_no_secret(inv.err.message);
     lgw_invocation_release(&inv);
-    lgw_dispatcher_free(d);
+    lambda_free(d);
     lgw_credentials_provider_free(wrong);
     assert_int_equal(stat_int("bad_signatures"), 1);
     fake_reset(); /* so the after-test check passes */
@@ -1108,11 +1201,11 @@ static void test_logs_carry_no_secret(void **state)
     lgw_error_init(&e);
     fflush(stderr);
     dup2(fd, 2);
-    d = lgw_lambda_new(NULL, 0, &o, &e);
+    d = lambda_new(NULL, 0, &o, &e);
     if (d) {
         call_on(d, &inv, "down500", "{\"password\":1}");
         lgw_invocation_release(&inv);
-        lgw_dispatcher_free(d);
+        lambda_free(d);
     }
     fflush(stderr);
     dup2(saved, 2);
@@ -1164,5 +1257,11 @@ int main(void)
 #undef T
     };
 
-    return cmocka_run_group_tests_name("lambda", tests, group_setup, group_teardown);
+    int failed = cmocka_run_group_tests_name("lambda", tests, group_setup, group_teardown);
+
+    /* Again, with the lanes driven by loops of the test's own, as the server runs them. */
+    driven = true;
+    failed += cmocka_run_group_tests_name("lambda, lanes driven by loops", tests, group_setup,
+                                          group_teardown);
+    return failed;
 }
