@@ -135,6 +135,8 @@ struct call {
  * is one lane per CPU by default and each caller thread keeps to one lane, so callers on
  * different CPUs never share a lock or a connection pool.
  */
+struct fdstate;
+
 struct lane {
     struct lambda *d;
     pthread_mutex_t lock; /* guards every field below and all use of multi */
@@ -151,6 +153,8 @@ struct lane {
     unsigned running;       /* easy handles in the multi */
     CURL *spare[LANE_SPARE_MAX];
     size_t nspare;
+    struct fdstate *fds; /* by socket number: see on_socket */
+    size_t nfds;
     uint64_t rng;
 };
 
@@ -824,6 +828,8 @@ out:
     return ok;
 }
 
+static int on_close(void *clientp, curl_socket_t s);
+
 /* An easy handle with the options every call shares: a spare one of the lane's, or a new one. */
 static CURL *easy_get(struct lane *l)
 {
@@ -841,6 +847,8 @@ static CURL *easy_get(struct lane *l)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)l->d->opt.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
     return e;
 }
 
@@ -1139,23 +1147,93 @@ static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
 
 /* ---- lanes ---- */
 
-/* curl's socket callback: keeps the lane's epoll set in step with what curl waits for. */
+/*
+ * The lane's epoll set, kept in step with what curl waits for at the fewest system calls. A
+ * kept-alive connection goes from "wait for the answer" to "removed" and back on every call;
+ * its socket stays in the epoll set meanwhile (curl no longer wanting it is only noted), so a
+ * call on a reused connection costs no epoll_ctl at all. An event on a socket curl does not want
+ * (the upstream closing an idle connection) takes it out then. Sockets are closed through
+ * on_close, which forgets their state before the number can be reused.
+ */
+enum { FD_IN_SET = 1, FD_WANTED = 2 };
+
+struct fdstate {
+    uint32_t events; /* the epoll mask registered, when FD_IN_SET */
+    uint8_t flags;
+};
+
+static struct fdstate *fd_state(struct lane *l, curl_socket_t s)
+{
+    if (s < 0)
+        return NULL;
+    if ((size_t)s >= l->nfds) {
+        size_t n = l->nfds ? l->nfds : 64;
+        struct fdstate *t;
+        while (n <= (size_t)s)
+            n *= 2;
+        if (!(t = realloc(l->fds, n * sizeof(*t))))
+            return NULL;
+        memset(t + l->nfds, 0, (n - l->nfds) * sizeof(*t));
+        l->fds = t;
+        l->nfds = n;
+    }
+    return &l->fds[s];
+}
+
 static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
 {
     struct lane *l = userp;
+    struct fdstate *st = fd_state(l, s);
     struct epoll_event ev = {.data.fd = s};
 
     (void)easy;
     (void)socketp;
+    if (!st)
+        return -1;
     if (what == CURL_POLL_REMOVE) {
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
+        st->flags &= (uint8_t)~FD_WANTED;
         return 0;
     }
     ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) < 0 && errno == ENOENT &&
-        epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev) < 0)
+    st->flags |= FD_WANTED;
+    if ((st->flags & FD_IN_SET) && st->events == ev.events)
+        return 0;
+    if (epoll_ctl(l->epfd, st->flags & FD_IN_SET ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, s, &ev) < 0)
         return -1;
+    st->flags |= FD_IN_SET;
+    st->events = ev.events;
     return 0;
+}
+
+/* An event on a socket: curl's if it waits for it, else the socket leaves the set. */
+static void on_event(struct lane *l, int fd, uint32_t events)
+{
+    struct fdstate *st = fd_state(l, fd);
+    int flags = 0, running = 0;
+
+    if (st && !(st->flags & FD_WANTED)) {
+        if (st->flags & FD_IN_SET)
+            epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+        st->flags = 0;
+        return;
+    }
+    flags |= events & EPOLLIN ? CURL_CSELECT_IN : 0;
+    flags |= events & EPOLLOUT ? CURL_CSELECT_OUT : 0;
+    flags |= events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0;
+    curl_multi_socket_action(l->multi, fd, flags, &running);
+}
+
+/* curl closes every socket through here (CURLOPT_CLOSESOCKETFUNCTION). */
+static int on_close(void *clientp, curl_socket_t s)
+{
+    struct lane *l = clientp;
+    struct fdstate *st = s >= 0 && (size_t)s < l->nfds ? &l->fds[s] : NULL;
+
+    if (st && (st->flags & FD_IN_SET))
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
+    if (st)
+        st->flags = 0;
+    return close(s);
 }
 
 /* curl's timer callback: only notes when curl wants to be called (it may not be re-entered). */
@@ -1252,20 +1330,16 @@ static unsigned lane_work(struct lane *l, const struct epoll_event *evs, int n)
 {
     struct call *due = NULL, **tail = &due, *c;
     int64_t now_us;
-    int running = 0;
     unsigned answered = 0;
 
     for (int i = 0; i < n; i++) {
-        int fd = evs[i].data.fd, flags = 0;
+        int fd = evs[i].data.fd;
         if (fd == l->evfd) {
             eventfd_t v;
             eventfd_read(l->evfd, &v);
             continue;
         }
-        flags |= evs[i].events & EPOLLIN ? CURL_CSELECT_IN : 0;
-        flags |= evs[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0;
-        flags |= evs[i].events & (EPOLLERR | EPOLLHUP) ? CURL_CSELECT_ERR : 0;
-        curl_multi_socket_action(l->multi, fd, flags, &running);
+        on_event(l, fd, evs[i].events);
     }
     lane_timers(l);
     now_us = mono_us();
@@ -1377,7 +1451,8 @@ static void lane_fini(struct lane *l)
     while (l->nspare)
         curl_easy_cleanup(l->spare[--l->nspare]);
     if (l->multi)
-        curl_multi_cleanup(l->multi);
+        curl_multi_cleanup(l->multi); /* closes the kept connections through on_close */
+    free(l->fds);
     if (l->evfd >= 0)
         close(l->evfd);
     if (l->epfd >= 0)
