@@ -568,6 +568,13 @@ unsigned lgw_server_threads(const struct lgw_config *cfg)
  */
 enum { EV_MHD = 1, EV_CTL, EV_DISP };
 
+static unsigned connections(struct MHD_Daemon *d)
+{
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+
+    return i ? i->num_connections : 0;
+}
+
 static void *loop_main(void *arg)
 {
     struct lgw_loop *lp = arg;
@@ -628,8 +635,13 @@ static void *loop_main(void *arg)
         if (dfd >= 0)
             lgw_dispatcher_loop_run(s->disp, disp_ready);
         if (mhd_ready || n == 0 || lp->resumed) {
+            unsigned before = connections(lp->mhd);
             lp->resumed = false;
             MHD_run(lp->mhd);
+            /* The daemon takes its listening socket back (after being at its connection
+             * limit) only at the start of a run: one is owed when a connection closed. */
+            if (connections(lp->mhd) < before)
+                lp->resumed = true;
         }
     }
     return NULL;

@@ -86,7 +86,7 @@ struct lgw_loop {
     int epfd, ctlfd;
     pthread_t thread;
     bool started;
-    bool resumed; /* a connection was resumed on this thread: run the daemon again */
+    bool resumed; /* run the daemon again at once (a resume on this thread, a close) */
 };
 
 struct lgw_server {

@@ -452,6 +452,33 @@ def test_env_and_flag_precedence(tmp_path):
     g.check_clean_exit()
 
 
+def test_connection_limit_serves_in_turn(start_gateway):
+    # max_connections is shared out over the HTTP threads (one each here); a connection over the
+    # limit waits in the listen backlog and is served as soon as one closes, on whichever thread
+    g = start_gateway(env={"LGW_MAX_CONNECTIONS": "2", "LGW_HTTP_THREADS": "2"})
+    held = [g.conn(timeout=5) for _ in range(2)]
+    for i, c in enumerate(held):
+        c.request("POST", "/invoke/echo", body=json.dumps({"held": i}))
+        r = c.getresponse()
+        assert (r.status, json.loads(r.read())) == (200, {"held": i})
+    with concurrent.futures.ThreadPoolExecutor(1) as ex:
+        waiting = ex.submit(g.post, "/invoke/echo", {"third": True}, None, 10)
+        time.sleep(0.5)
+        assert not waiting.done()  # over the limit: not served while both are held
+        t0 = time.time()
+        held[0].close()
+        status, _, data = waiting.result(timeout=5)
+        assert (status, json.loads(data)) == (200, {"third": True})
+        assert time.time() - t0 < 2
+    held[1].close()
+    # one new connection after another (each closed by the client) is served at once every time
+    t0 = time.time()
+    for i in range(30):
+        status, _, data = g.post("/invoke/echo", {"n": i}, timeout=5)
+        assert (status, json.loads(data)) == (200, {"n": i})
+    assert time.time() - t0 < 10
+
+
 def test_second_signal_exits_at_once():
     g = Gateway()
     with concurrent.futures.ThreadPoolExecutor(1) as ex:

@@ -15,9 +15,11 @@ after checking that the ids agree with each other (X-Request-Id, the error's req
 function's error payload and the timeout message all name the id the function ran under).
 Where the modes must differ, the test says why.
 """
+import concurrent.futures
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import tempfile
@@ -266,6 +268,25 @@ def test_throttled_is_429(mode):
 
 
 # ---- where the modes differ on purpose ----
+
+
+@pytest.mark.parametrize("name", ["local", "lambda"])
+def test_sigterm_finishes_the_calls_in_flight(name):
+    # In lambda mode the calls in flight are requests to Lambda that the HTTP threads' own
+    # loops are waiting on: those loops must keep running through the drain until every
+    # answer has come back and been passed on.
+    m = Mode(name)
+    try:
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            calls = [ex.submit(call, m, "/invoke/sleep", b'{"ms": 600}') for _ in range(4)]
+            time.sleep(0.25)
+            m.gw.send_signal(signal.SIGTERM)
+            got = [c.result(timeout=10)[::2] for c in calls]
+        assert got == [(200, b'{"slept":600}')] * 4
+        assert m.gw.stop(timeout=10) == 0
+        assert '"event":"shutdown"' in m.gw.stderr()
+    finally:
+        m.stop()
 
 
 def test_lambda_mode_allow_list(mode):
