@@ -28,6 +28,7 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -828,6 +829,7 @@ out:
     return ok;
 }
 
+static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
 static int on_close(void *clientp, curl_socket_t s);
 
 /* An easy handle with the options every call shares: a spare one of the lane's, or a new one. */
@@ -847,6 +849,8 @@ static CURL *easy_get(struct lane *l)
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)l->d->opt.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, l);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
     curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
     return e;
@@ -1152,10 +1156,13 @@ static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
  * kept-alive connection goes from "wait for the answer" to "removed" and back on every call;
  * its socket stays in the epoll set meanwhile (curl no longer wanting it is only noted), so a
  * call on a reused connection costs no epoll_ctl at all. An event on a socket curl does not want
- * (the upstream closing an idle connection) takes it out then. Sockets are closed through
- * on_close, which forgets their state before the number can be reused.
+ * (the upstream closing an idle connection) takes it out then.
+ * Only sockets curl opened through on_open (its connections) are handled so; any other socket
+ * curl waits for (the threaded resolver's socket pair, closed behind our back) is added and
+ * removed as curl says. on_open resets the state of the socket's number, and connections are
+ * closed through on_close, so a number reused after a close never carries stale state.
  */
-enum { FD_IN_SET = 1, FD_WANTED = 2 };
+enum { FD_IN_SET = 1, FD_WANTED = 2, FD_OURS = 4 };
 
 struct fdstate {
     uint32_t events; /* the epoll mask registered, when FD_IN_SET */
@@ -1190,11 +1197,19 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     (void)socketp;
     if (!st)
         return -1;
+    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+    if (!(st->flags & FD_OURS)) {
+        if (what == CURL_POLL_REMOVE)
+            return epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL) < 0 && errno != ENOENT ? -1 : 0;
+        if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, s, &ev) < 0 &&
+            (errno != ENOENT || epoll_ctl(l->epfd, EPOLL_CTL_ADD, s, &ev) < 0))
+            return -1;
+        return 0;
+    }
     if (what == CURL_POLL_REMOVE) {
         st->flags &= (uint8_t)~FD_WANTED;
         return 0;
     }
-    ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
     st->flags |= FD_WANTED;
     if ((st->flags & FD_IN_SET) && st->events == ev.events)
         return 0;
@@ -1211,10 +1226,10 @@ static void on_event(struct lane *l, int fd, uint32_t events)
     struct fdstate *st = fd_state(l, fd);
     int flags = 0, running = 0;
 
-    if (st && !(st->flags & FD_WANTED)) {
+    if (st && (st->flags & FD_OURS) && !(st->flags & FD_WANTED)) {
         if (st->flags & FD_IN_SET)
             epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
-        st->flags = 0;
+        st->flags &= (uint8_t)~FD_IN_SET;
         return;
     }
     flags |= events & EPOLLIN ? CURL_CSELECT_IN : 0;
@@ -1223,7 +1238,26 @@ static void on_event(struct lane *l, int fd, uint32_t events)
     curl_multi_socket_action(l->multi, fd, flags, &running);
 }
 
-/* curl closes every socket through here (CURLOPT_CLOSESOCKETFUNCTION). */
+/* curl opens its connections' sockets through here (CURLOPT_OPENSOCKETFUNCTION). */
+static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    struct lane *l = clientp;
+    struct fdstate *st;
+    curl_socket_t s;
+
+    (void)purpose;
+    s = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    if (s < 0)
+        return CURL_SOCKET_BAD;
+    if (!(st = fd_state(l, s))) {
+        close(s);
+        return CURL_SOCKET_BAD;
+    }
+    st->flags = FD_OURS;
+    return s;
+}
+
+/* ... and closes them through here (CURLOPT_CLOSESOCKETFUNCTION). */
 static int on_close(void *clientp, curl_socket_t s)
 {
     struct lane *l = clientp;

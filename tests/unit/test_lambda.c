@@ -9,6 +9,7 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -745,6 +746,55 @@ static void test_slow_answer_past_the_timeout(void **state)
     lgw_invocation_release(&inv);
 }
 
+/* A name for this machine that resolves to 127.0.0.1 through the system's resolver (curl
+ * answers "localhost" itself, without one): the host name, as /etc/hosts usually has it. */
+static bool loopback_host_name(char *name, size_t cap)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+    bool ok = false;
+
+    if (gethostname(name, cap) != 0 || !name[0] || strcmp(name, "localhost") == 0 ||
+        getaddrinfo(name, NULL, &hints, &res) != 0)
+        return false;
+    for (struct addrinfo *a = res; a && !ok; a = a->ai_next)
+        ok = ((struct sockaddr_in *)a->ai_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK);
+    freeaddrinfo(res);
+    return ok;
+}
+
+/* An endpoint by host name: curl's threaded resolver then has sockets of its own that the lane
+ * waits on beside the connections' (and closes them behind curl's socket callbacks; a lane that
+ * kept their state once made the next connection on the same number fail). */
+static void test_endpoint_by_host_name(void **state)
+{
+    struct lgw_lambda_options o = base_options();
+    struct lgw_lambda_stats st;
+    struct lgw_invocation inv;
+    struct lgw_error e;
+    struct lgw_dispatcher *d;
+    char ep[128], host[64];
+
+    (void)state;
+    if (!loopback_host_name(host, sizeof(host))) {
+        fprintf(stderr, "skipped: this machine's host name does not resolve to 127.0.0.1 "
+                        "(make docker-test covers a resolved endpoint)\n");
+        skip();
+    }
+    snprintf(ep, sizeof(ep), "http://%s:%d", host, fake_port);
+    o.endpoint = ep;
+    lgw_error_init(&e);
+    d = lambda_new(NULL, 0, &o, &e);
+    assert_non_null(d);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(call_on(d, &inv, "echo", "{\"n\":1}"), LGW_OK);
+        assert_string_equal(inv.result, "{\"n\":1}");
+        lgw_invocation_release(&inv);
+    }
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.attempts, 6);
+    lambda_free(d);
+}
+
 static void test_connection_refused(void **state)
 {
     struct lgw_lambda_options o = base_options();
@@ -1238,6 +1288,7 @@ int main(void)
         T(test_5xx_after_the_function_ran_is_not_retried),
         T(test_function_error),
         T(test_slow_answer_past_the_timeout),
+        T(test_endpoint_by_host_name),
         T(test_connection_refused),
         T(test_malformed_answers),
         T(test_service_errors_map_to_codes),
