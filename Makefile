@@ -53,7 +53,7 @@ BIN := $(B)/lambda-gateway
 
 .SECONDARY:
 
-.PHONY: all run test check unit integration format format-check clean deps bench
+.PHONY: all run test check tsan unit integration format format-check clean deps bench
 
 all: $(BIN) $(PLUGINS)
 
@@ -127,6 +127,12 @@ test: all
 
 check:
 	$(MAKE) SANITIZE=address,undefined unit integration
+
+# The same tests under ThreadSanitizer (not part of make test; tests/tsan.supp says what is
+# exempted and why). setarch -R: TSan needs the address layout without randomization here.
+tsan:
+	TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1" \
+		setarch -R $(MAKE) SANITIZE=thread B=build/tsan unit integration
 
 bench: $(BIN) $(BENCH_BINS)
 	bench/run.sh

@@ -489,7 +489,7 @@ def test_second_signal_exits_at_once():
         t0 = time.time()
         g.proc.send_signal(signal.SIGTERM)
         rc = g.stop(timeout=5)
-        assert time.time() - t0 < 1.0  # did not wait for the 2.5 s call
+        assert time.time() - t0 < 1.5  # did not wait for the call (it ends 2 s after t0)
         assert rc == 128 + signal.SIGTERM
         try:
             slow.result()
