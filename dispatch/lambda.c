@@ -5,10 +5,11 @@
  * then sign the call and start its transfer themselves, on the lane (see struct lane) their
  * thread keeps to: under the lane's lock they add an easy handle to the lane's multi and run
  * curl_multi_socket_action(), which writes the request out on a kept-alive connection at once.
- * The lane's thread waits in epoll for the lane's sockets, curl's timer and the retry timers;
- * it reads the answers, schedules retries and signs them, and calls `done`. `done` always runs
- * with no lane lock held. Admission (the in-flight count and the draining flag) is lock-free
- * but for the count's last step to 0, which drain waits for.
+ * The lane's driver (its own thread, or in the server the HTTP thread's event loop: `driven`)
+ * waits in epoll for the lane's sockets, curl's timer and the retry timers; it reads the
+ * answers, schedules retries and signs them, and calls `done`. `done` always runs with no lane
+ * lock held. Admission (the in-flight count and the draining flag) is lock-free but for the
+ * count's last step to 0, which drain waits for.
  *
  * Memory: a call borrows the request (inv->payload, the event) from the caller, who keeps it
  * valid until done; it owns the URL, the serialized event when there was no payload, and the
@@ -16,7 +17,8 @@
  *
  * Known weak spot: lgw_credentials_get() waits for one refresh attempt when the credentials have
  * already expired (the background refresh failed until then); that wait, bounded by the
- * provider's HTTP timeouts, happens on the transport thread and delays every call meanwhile.
+ * provider's HTTP timeouts, happens on the thread that signs (the caller's, or the lane's driver
+ * for a retry): in the server, an HTTP thread, whose other connections wait meanwhile.
  */
 #include <errno.h>
 #include <limits.h>
@@ -1652,7 +1654,7 @@ static struct call *prepare(struct lambda *d, struct lgw_invocation *inv, enum l
     }
     c->log_tail = inv->log_tail && type == LGW_INVOKE_SYNC;
     /* Hashing up to 6 MiB is the costliest step of signing: done here, on the caller's thread
-     * and once per call, rather than on the transport thread at every attempt. */
+     * and once per call, rather than at every attempt. */
     sha256_hex(c->body, c->body_len, c->payload_hash);
     if (!c->payload_hash[0])
         goto nomem;

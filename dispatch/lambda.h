@@ -3,11 +3,14 @@
  * SigV4, and answers through struct lgw_invocation exactly as the local dispatcher does, so the
  * faces cannot tell the modes apart.
  *
- * Transport: one thread drives a libcurl multi handle. dispatch()/dispatch_async()/check() only
- * validate, build the request and hand it to that thread through a locked queue (waking it with
- * curl_multi_wakeup); they never wait on the network. Connections are kept alive and reused by
- * the multi handle's connection cache. `done` is called on the transport thread (or before the
- * operation returns, for a refusal made without calling AWS) and must not block.
+ * Transport: lanes, each a libcurl multi handle driven with curl_multi_socket_action() over an
+ * epoll set, with its own pool of kept-alive connections (one lane per CPU by default, or one
+ * per HTTP thread in the server). dispatch()/dispatch_async()/check() validate, build and sign
+ * the request and start its transfer on the calling thread's lane, which writes it out at once;
+ * they never wait on the network. The answer is read by whoever drives the lane: its own thread,
+ * or with `driven` the caller's event loop through the loop_* operations (dispatcher.h). `done`
+ * is called there, or before the operation returns (a refusal made without calling AWS, or an
+ * answer already in), with no lock of the dispatcher's held, and must not block.
  *
  * Requests: POST {endpoint}/2015-03-31/functions/{FunctionName}/invocations[?Qualifier=Q] with
  * X-Amz-Invocation-Type (RequestResponse, Event, or DryRun for check()), X-Amz-Log-Type: Tail
@@ -40,8 +43,8 @@
  * connect or to send the request. At most max_attempts attempts; the wait before retry n is a
  * random time in [0, min(retry_cap_ms, retry_base_ms * 2^(n-1))] (full jitter), raised to the
  * Retry-After; a retry is only started if it starts within retry_budget_ms of the first attempt
- * (so a Retry-After beyond the budget is passed to the caller at once). Waits are timers on the
- * transport thread, never sleeps. Nothing is retried once the function may have run: a function
+ * (so a Retry-After beyond the budget is passed to the caller at once). Waits are timers of the
+ * lane's, never sleeps. Nothing is retried once the function may have run: a function
  * error (200 + X-Amz-Function-Error) is an answer.
  *
  * Answers, as the local dispatcher gives them:
