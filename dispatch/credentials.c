@@ -1385,8 +1385,8 @@ out:
     return rc;
 }
 
-enum lgw_errc lgw_credentials_get(struct lgw_credentials_provider *p,
-                                  struct lgw_aws_credentials *out, struct lgw_error *err)
+static enum lgw_errc get_creds(struct lgw_credentials_provider *p, struct lgw_aws_credentials *out,
+                               struct lgw_error *err, bool wait)
 {
     struct lgw_error scratch;
     bool waited = false;
@@ -1400,6 +1400,8 @@ enum lgw_errc lgw_credentials_get(struct lgw_credentials_provider *p,
     for (;;) {
         int64_t now = now_ms();
         uint64_t target;
+        bool backing_off =
+            !p->refreshing && p->last_failed && now - p->last_fail_ms < p->retry_min_ms;
 
         if (p->cur.access_key_id[0] && (p->cur.expiration_ms == 0 || now < p->cur.expiration_ms)) {
             *out = p->cur;
@@ -1411,10 +1413,26 @@ enum lgw_errc lgw_credentials_get(struct lgw_credentials_provider *p,
                                source_names[p->src], when);
             break;
         }
+        if (!wait) {
+            /* Start a refresh if none is under way (and the backoff allows), but answer now. */
+            if (!p->refreshing && !backing_off) {
+                p->force = true;
+                pthread_cond_broadcast(&p->cv);
+            }
+            if (p->last_failed)
+                rc = lgw_error_set(err, LGW_ECLIENT,
+                                   "AWS credentials from %s expired at %s and refreshing them "
+                                   "failed: %s",
+                                   source_names[p->src], when, p->last_err.message);
+            else
+                rc = lgw_error_set(err, LGW_ECLIENT,
+                                   "AWS credentials from %s expired at %s; refreshing them",
+                                   source_names[p->src], when);
+            break;
+        }
         /* One fresh attempt per caller at most, and none sooner than the first backoff after
          * a failure: a dead endpoint must not make every request wait for its timeout. */
-        if (waited ||
-            (!p->refreshing && p->last_failed && now - p->last_fail_ms < p->retry_min_ms)) {
+        if (waited || backing_off) {
             rc = lgw_error_set(err, LGW_ECLIENT,
                                "AWS credentials from %s expired at %s and refreshing them "
                                "failed: %s",
@@ -1435,6 +1453,18 @@ enum lgw_errc lgw_credentials_get(struct lgw_credentials_provider *p,
         lgw_aws_credentials_release(out);
     lgw_error_release(&scratch);
     return rc;
+}
+
+enum lgw_errc lgw_credentials_get(struct lgw_credentials_provider *p,
+                                  struct lgw_aws_credentials *out, struct lgw_error *err)
+{
+    return get_creds(p, out, err, true);
+}
+
+enum lgw_errc lgw_credentials_get_nowait(struct lgw_credentials_provider *p,
+                                         struct lgw_aws_credentials *out, struct lgw_error *err)
+{
+    return get_creds(p, out, err, false);
 }
 
 const char *lgw_credentials_source(const struct lgw_credentials_provider *p)

@@ -29,7 +29,8 @@
  * answer, expired credentials that could not be refreshed). Messages name variables, files and
  * URLs but never a secret: not a key, token or the body of a credentials answer.
  *
- * Thread safety: lgw_credentials_get() may be called from any number of threads at once. The
+ * Thread safety: lgw_credentials_get() and lgw_credentials_get_nowait() may be called from any
+ * number of threads at once. The
  * environment is read when a provider is created (or when region/endpoint are resolved), not
  * later, so setenv() after that has no effect on the provider.
  */
@@ -119,6 +120,13 @@ enum lgw_errc lgw_credentials_provider_new_static(const char *access_key_id,
  */
 enum lgw_errc lgw_credentials_get(struct lgw_credentials_provider *p,
                                   struct lgw_aws_credentials *out, struct lgw_error *err);
+/*
+ * The same, for threads that must never wait (an event loop): when the credentials have
+ * expired it starts a refresh (unless one is under way or the backoff after a failure forbids
+ * it) and returns LGW_ECLIENT at once, saying so.
+ */
+enum lgw_errc lgw_credentials_get_nowait(struct lgw_credentials_provider *p,
+                                         struct lgw_aws_credentials *out, struct lgw_error *err);
 
 /* Which source the provider's credentials came from (a static string, see above). */
 const char *lgw_credentials_source(const struct lgw_credentials_provider *p);

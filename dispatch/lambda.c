@@ -15,10 +15,10 @@
  * valid until done; it owns the URL, the serialized event when there was no payload, and the
  * answer being read, all freed when done has returned.
  *
- * Known weak spot: lgw_credentials_get() waits for one refresh attempt when the credentials have
- * already expired (the background refresh failed until then); that wait, bounded by the
- * provider's HTTP timeouts, happens on the thread that signs (the caller's, or the lane's driver
- * for a retry): in the server, an HTTP thread, whose other connections wait meanwhile.
+ * Expired credentials: with threads of their own (not driven), signing waits for one refresh
+ * attempt (lgw_credentials_get), bounded by the provider's HTTP timeouts. Driven by an HTTP
+ * thread's event loop it never waits (lgw_credentials_get_nowait): the call fails at once with a
+ * message saying why, and a refresh is started.
  */
 #include <errno.h>
 #include <limits.h>
@@ -778,7 +778,9 @@ static bool attempt_sign(struct lambda *d, struct call *c)
     c->attempts++;
     atomic_fetch_add(&d->n_attempts, 1);
 
-    if (lgw_credentials_get(d->creds, &cr, &e) != LGW_OK) {
+    /* An event loop (driven lanes) must not wait for a refresh: the call fails at once. */
+    if ((d->opt.driven ? lgw_credentials_get_nowait(d->creds, &cr, &e)
+                       : lgw_credentials_get(d->creds, &cr, &e)) != LGW_OK) {
         lgw_error_set(&c->inv->err, LGW_ECLIENT, "no AWS credentials to call Lambda with: %s",
                       e.message);
         goto out;

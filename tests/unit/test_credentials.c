@@ -1044,6 +1044,49 @@ static void test_failed_refresh_keeps_old(void **state)
     fake_stop(f);
 }
 
+static void test_expired_nowait_answers_at_once(void **state)
+{
+    struct ctx x;
+    struct fake *f = fake_start();
+    struct lgw_aws_credentials c;
+    struct lgw_error e;
+    int64_t t0, t;
+
+    (void)state;
+    /* 2 s credentials: the refresh starts halfway and its answer takes 1.6 s, so from 2 s to
+     * about 2.6 s they have expired while a refresh is under way (the new ones, dated when the
+     * fake took the request, hold until about 3 s) */
+    f->lifetime_ms = 2000;
+    f->slow_from = 1;
+    f->slow_ms = 1600;
+    ctx_init(&x);
+    tset(x.e, "AWS_CONTAINER_CREDENTIALS_FULL_URI", f->base);
+    t0 = mono_ms();
+    assert_int_equal(ctx_resolve(&x), LGW_OK);
+    lgw_aws_credentials_release(&x.c);
+    while (mono_ms() - t0 < 2100)
+        sleep_ms(10);
+    lgw_error_init(&e);
+    memset(&c, 0, sizeof(c));
+    t = mono_ms();
+    assert_int_equal(lgw_credentials_get_nowait(x.p, &c, &e), LGW_ECLIENT);
+    assert_true(mono_ms() - t < 200); /* lgw_credentials_get would wait ~500 ms for the refresh */
+    assert_non_null(strstr(e.message, "expired"));
+    assert_string_equal(c.access_key_id, "");
+    lgw_error_release(&e);
+    /* once the refresh has answered, fresh credentials, still without waiting */
+    fake_wait(f, &f->creds_answered, 2, 2000);
+    sleep_ms(50);
+    lgw_error_init(&e);
+    if (lgw_credentials_get_nowait(x.p, &c, &e) != LGW_OK)
+        fail_msg("%s", e.message); /* the test's own timing failed: say how */
+    assert_true(strcmp(c.access_key_id, "AKID0") != 0);
+    lgw_aws_credentials_release(&c);
+    lgw_error_release(&e);
+    ctx_release(&x);
+    fake_stop(f);
+}
+
 static void test_imds_refresh(void **state)
 {
     struct ctx x;
@@ -1252,6 +1295,7 @@ int main(void)
         cmocka_unit_test(test_no_credentials),
         cmocka_unit_test(test_refresh_rotates_without_blocking),
         cmocka_unit_test(test_failed_refresh_keeps_old),
+        cmocka_unit_test(test_expired_nowait_answers_at_once),
         cmocka_unit_test(test_imds_refresh),
         cmocka_unit_test(test_process_environment),
         cmocka_unit_test(test_static_provider),
