@@ -21,8 +21,10 @@
  * message saying why, and a refresh is started.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +42,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "http1.h"
 #include "json.h"
 #include "lambda.h"
 #include "sigv4.h"
@@ -60,6 +64,7 @@
 #define CALL_HEADERS_MAX 12 /* 5 of ours, 3 from the signer, Authorization, Expect, Accept */
 #define LANE_SPARE_MAX 64   /* easy handles a lane keeps for reuse */
 #define LANES_MAX 256
+#define READ_CHUNK 16384 /* what a lane reads from a connection at once */
 
 /* ---- endpoints and targets ---- */
 
@@ -68,6 +73,7 @@ struct endpoint {
     char base[LGW_AWS_ENDPOINT_MAX + 1]; /* scheme://authority[/prefix], no trailing '/' */
     char host[LGW_AWS_ENDPOINT_MAX + 1]; /* the authority: the Host header */
     size_t prefix_at;                    /* offset of the path prefix in base ("" or "/x") */
+    bool plain;                          /* http:// : the lane speaks HTTP/1.1 itself (conn) */
 };
 
 struct target {
@@ -95,6 +101,7 @@ struct answer {
 
 struct lambda;
 struct lane;
+struct conn;
 
 struct call {
     struct call *next; /* in a lane's timer list or finished list */
@@ -120,6 +127,13 @@ struct call {
     int64_t start_ms; /* monotonic, when the first attempt started */
     int64_t wake_ms;  /* monotonic, when the scheduled retry is due */
     CURL *easy;
+    /* Plain-HTTP endpoints: the connection the attempt is on (or being opened for: easy is
+     * then curl's connect-only transfer), its place in the lane's deadline list, and whether a
+     * reused connection that closed before answering was already replaced once. */
+    struct conn *conn;
+    bool connecting, in_deadlines, stale_retried;
+    int64_t deadline_us;
+    struct call *dprev, *dnext;
     /* The request headers of the current attempt: one buffer of "Name: value" lines (it holds
      * the signature and the session token: wiped before it is freed) and the list nodes curl
      * reads them through, so an attempt costs one allocation instead of two per header. */
@@ -159,6 +173,9 @@ struct lane {
     struct fdstate *fds; /* by socket number: see on_socket */
     size_t nfds;
     uint64_t rng;
+    struct conn **idle;             /* per endpoint: kept-alive connections, last used first */
+    struct call *dl_head, *dl_tail; /* attempts on connections, by deadline_us */
+    char rbuf[READ_CHUNK];
 };
 
 struct lambda {
@@ -362,6 +379,7 @@ static enum lgw_errc endpoint_parse(struct endpoint *ep, const char *url, const 
     ep->base[n] = '\0';
     memcpy(ep->host, auth, alen);
     ep->host[alen] = '\0';
+    ep->plain = auth == url + 7;
     ep->prefix_at = (size_t)(auth - url) + alen;
     return LGW_OK;
 }
@@ -516,14 +534,12 @@ static void answer_reset(struct answer *a)
     a->retry_after = -1;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
+/* Appends a piece of the answer's body; false when it is too large or memory ran out. */
+static bool body_add(struct answer *a, const char *p, size_t len)
 {
-    struct answer *a = &((struct call *)arg)->ans;
-    size_t len = size * n;
-
     if (len > LGW_LAMBDA_ANSWER_MAX - a->len) {
         a->too_large = true;
-        return 0; /* CURLE_WRITE_ERROR */
+        return false;
     }
     if (a->len + len + 1 > a->cap) {
         size_t cap = a->cap ? a->cap : 4096;
@@ -533,14 +549,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
         if (cap > LGW_LAMBDA_ANSWER_MAX + 1)
             cap = LGW_LAMBDA_ANSWER_MAX + 1;
         if (!(b = realloc(a->body, cap)))
-            return 0;
+            return false;
         a->body = b;
         a->cap = cap;
     }
     memcpy(a->body + a->len, p, len);
     a->len += len;
     a->body[a->len] = '\0';
-    return len;
+    return true;
+}
+
+static size_t on_body(char *p, size_t size, size_t n, void *arg)
+{
+    size_t len = size * n;
+
+    return body_add(&((struct call *)arg)->ans, p, len) ? len : 0; /* 0: CURLE_WRITE_ERROR */
 }
 
 static bool header_is(const char *line, size_t nlen, const char *name)
@@ -555,10 +578,10 @@ static bool all_of(const char *s, const char *set)
 
 #define B64_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 
-static size_t on_header(char *line, size_t size, size_t n, void *arg)
+/* Reads one header line of the answer (a status line starts a new answer). */
+static void header_add(struct answer *a, const char *line, size_t len)
 {
-    struct answer *a = &((struct call *)arg)->ans;
-    size_t len = size * n, nlen, vlen;
+    size_t nlen, vlen;
     const char *colon, *v;
     char val[LGW_LAMBDA_LOG_RESULT_MAX + 1];
 
@@ -570,11 +593,11 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
         a->error_type[0] = a->function_error[0] = a->executed_version[0] = '\0';
         a->request_id[0] = '\0';
         a->retry_after = -1;
-        return len;
+        return;
     }
     colon = memchr(line, ':', len);
     if (!colon)
-        return len;
+        return;
     nlen = (size_t)(colon - line);
     v = colon + 1;
     vlen = len - nlen - 1;
@@ -588,13 +611,13 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
     if (vlen > LGW_LAMBDA_LOG_RESULT_MAX) {
         if (header_is(line, nlen, "X-Amz-Log-Result"))
             a->bad_header = "X-Amz-Log-Result longer than 8192 bytes";
-        return len; /* no other header we read may be that long */
+        return; /* no other header we read may be that long */
     }
     memcpy(val, v, vlen);
     val[vlen] = '\0';
     if (memchr(val, '\0', vlen)) {
         a->bad_header = "a header value with a NUL byte";
-        return len;
+        return;
     }
     if (header_is(line, nlen, "x-amzn-ErrorType")) {
         /* "NameException:http://internal.amazon.com/..." : the SDKs keep what is before ':'. */
@@ -633,7 +656,13 @@ static size_t on_header(char *line, size_t size, size_t n, void *arg)
         if (vlen && vlen <= 6 && all_of(val, "0123456789"))
             a->retry_after = strtol(val, NULL, 10);
     }
-    return len;
+    return;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *arg)
+{
+    header_add(&((struct call *)arg)->ans, line, size * n);
+    return size * n;
 }
 
 /* ---- calls ---- */
@@ -771,6 +800,7 @@ static bool attempt_sign(struct lambda *d, struct call *c)
     memset(&cfg, 0, sizeof(cfg));
     answer_reset(&c->ans);
     c->errbuf[0] = '\0';
+    c->stale_retried = false;
     if (c->attempts == 0)
         c->start_ms = mono_ms();
     else
@@ -870,12 +900,18 @@ static void easy_put(struct lane *l, CURL *e)
         curl_easy_cleanup(e);
 }
 
+static void conn_submit(struct lane *l, struct call *c);
+
 /* Starts a signed attempt's transfer. Lane lock held. On failure answers the call. */
 static void attempt_submit(struct lane *l, struct call *c)
 {
-    CURL *e = easy_get(l);
+    CURL *e;
 
-    if (!e)
+    if (c->ep->plain) {
+        conn_submit(l, c);
+        return;
+    }
+    if (!(e = easy_get(l)))
         goto nomem;
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
@@ -1130,6 +1166,8 @@ done:
     call_finish(l, c);
 }
 
+static void conn_connected(struct lane *l, CURL *e, struct call *c, CURLcode rc);
+
 static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
 {
     char *priv = NULL;
@@ -1141,6 +1179,10 @@ static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
     curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &reqsize);
     curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn);
     c = (struct call *)(void *)priv;
+    if (c->connecting) {
+        conn_connected(l, easy, c, rc);
+        return;
+    }
     atomic_fetch_add(&l->d->n_connections, (uint64_t)(nconn > 0 ? nconn : 0));
     curl_multi_remove_handle(l->multi, easy);
     easy_put(l, easy);
@@ -1166,11 +1208,13 @@ static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
  * removed as curl says. on_open resets the state of the socket's number, and connections are
  * closed through on_close, so a number reused after a close never carries stale state.
  */
-enum { FD_IN_SET = 1, FD_WANTED = 2, FD_OURS = 4 };
+enum { FD_IN_SET = 1, FD_WANTED = 2, FD_OURS = 4, FD_TAKEN = 8, FD_CONN = 16 };
 
+/* FD_TAKEN: curl's socket being handed over (conn_connected); FD_CONN: a conn's socket. */
 struct fdstate {
     uint32_t events; /* the epoll mask registered, when FD_IN_SET */
     uint8_t flags;
+    struct conn *conn; /* when FD_CONN */
 };
 
 static struct fdstate *fd_state(struct lane *l, curl_socket_t s)
@@ -1224,12 +1268,18 @@ static int on_socket(CURL *easy, curl_socket_t s, int what, void *userp, void *s
     return 0;
 }
 
-/* An event on a socket: curl's if it waits for it, else the socket leaves the set. */
+static void conn_event(struct lane *l, struct conn *k, uint32_t events);
+
+/* An event on a socket: a conn's, curl's if it waits for it, else the socket leaves the set. */
 static void on_event(struct lane *l, int fd, uint32_t events)
 {
     struct fdstate *st = fd_state(l, fd);
     int flags = 0, running = 0;
 
+    if (st && (st->flags & FD_CONN)) {
+        conn_event(l, st->conn, events);
+        return;
+    }
     if (st && (st->flags & FD_OURS) && !(st->flags & FD_WANTED)) {
         if (st->flags & FD_IN_SET)
             epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
@@ -1258,6 +1308,7 @@ static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_so
         return CURL_SOCKET_BAD;
     }
     st->flags = FD_OURS;
+    st->conn = NULL;
     return s;
 }
 
@@ -1269,9 +1320,476 @@ static int on_close(void *clientp, curl_socket_t s)
 
     if (st && (st->flags & FD_IN_SET))
         epoll_ctl(l->epfd, EPOLL_CTL_DEL, s, NULL);
+    if (st && (st->flags & FD_TAKEN)) {
+        st->flags = 0;
+        return 0; /* handed over to a conn: left open */
+    }
     if (st)
         st->flags = 0;
     return close(s);
+}
+
+/* ---- plain-HTTP endpoints: HTTP/1.1 spoken by the lane itself ----
+ *
+ * For an http:// endpoint the lane does not run a curl transfer per call: curl only opens the
+ * connection (name lookup, connect timeout, a proxy tunnel when the environment names one,
+ * through a connect-only transfer), hands over its socket, and the lane writes the request and
+ * reads the answer (dispatch/http1.c) on that socket itself. A connection is kept after an
+ * answer that allows it, in the lane's idle list for its endpoint, and taken again by the next
+ * call to that endpoint, last used first. A kept connection that the server closed meanwhile is
+ * noticed by its event and closed; one that closes as a call starts on it, before any byte of
+ * the answer, is replaced by a fresh one once (as curl does), since the server dropped it idle.
+ * https:// endpoints keep curl's transfers (the code above): TLS stays with curl.
+ * Every attempt on a connection has a deadline in the lane's deadline list (sorted; attempts
+ * mostly share a timeout, so an insertion walks back from the tail a step or two).
+ */
+struct conn {
+    int fd;
+    size_t ep;
+    struct call *c;           /* the attempt on it; NULL while idle */
+    struct conn *prev, *next; /* in the lane's idle list for ep, while idle */
+    bool reused;              /* it carried an answer before this attempt */
+    bool sent_any;            /* some of this attempt's request went out */
+    bool want_out;            /* EPOLLOUT is registered: the request did not fit at once */
+    char *head;               /* the request line and headers (signature included: wiped) */
+    size_t head_len, head_cap, off;
+    struct lgw_http1_parser p;
+};
+
+static void deadline_insert(struct lane *l, struct call *c)
+{
+    struct call *p = l->dl_tail;
+
+    while (p && p->deadline_us > c->deadline_us)
+        p = p->dprev;
+    c->dprev = p;
+    c->dnext = p ? p->dnext : l->dl_head;
+    if (c->dnext)
+        c->dnext->dprev = c;
+    else
+        l->dl_tail = c;
+    if (p)
+        p->dnext = c;
+    else
+        l->dl_head = c;
+    c->in_deadlines = true;
+}
+
+static void deadline_remove(struct lane *l, struct call *c)
+{
+    if (!c->in_deadlines)
+        return;
+    if (c->dprev)
+        c->dprev->dnext = c->dnext;
+    else
+        l->dl_head = c->dnext;
+    if (c->dnext)
+        c->dnext->dprev = c->dprev;
+    else
+        l->dl_tail = c->dprev;
+    c->dprev = c->dnext = NULL;
+    c->in_deadlines = false;
+}
+
+static void idle_unlink(struct lane *l, struct conn *k)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else if (l->idle[k->ep] == k)
+        l->idle[k->ep] = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    k->prev = k->next = NULL;
+}
+
+static void conn_close(struct lane *l, struct conn *k)
+{
+    struct fdstate *st = fd_state(l, k->fd);
+
+    if (!k->c)
+        idle_unlink(l, k);
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, k->fd, NULL);
+    if (st) {
+        st->flags = 0;
+        st->conn = NULL;
+    }
+    close(k->fd);
+    lgw_http1_release(&k->p);
+    if (k->head) {
+        OPENSSL_cleanse(k->head, k->head_cap);
+        free(k->head);
+    }
+    free(k);
+}
+
+/* Ends the attempt on k (k stays open, the caller decides its fate). */
+static struct call *conn_detach(struct lane *l, struct conn *k)
+{
+    struct call *c = k->c;
+
+    k->c = NULL;
+    c->conn = NULL;
+    deadline_remove(l, c);
+    headers_free(c);
+    l->running--;
+    if (k->head)
+        OPENSSL_cleanse(k->head, k->head_len);
+    return c;
+}
+
+/* The attempt on k failed: k is closed, the call answered as curl's rc would be. */
+static void conn_fail(struct lane *l, struct conn *k, CURLcode rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void conn_fail(struct lane *l, struct conn *k, CURLcode rc, const char *fmt, ...)
+{
+    bool sent = k->sent_any;
+    struct call *c = conn_detach(l, k);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(c->errbuf, sizeof(c->errbuf), fmt, ap);
+    va_end(ap);
+    conn_close(l, k);
+    answer_transport(l, c, rc, sent);
+}
+
+static int conn_header(void *arg, const char *line, size_t len)
+{
+    header_add(&((struct call *)arg)->ans, line, len);
+    return 0;
+}
+
+static int conn_body(void *arg, const char *data, size_t len)
+{
+    return body_add(&((struct call *)arg)->ans, data, len) ? 0 : -1;
+}
+
+static void conn_connect(struct lane *l, struct call *c);
+
+/* A reused connection closed before any byte of the answer: the server had dropped it while
+ * idle. The attempt goes on over a fresh connection, once. */
+static bool conn_stale(struct lane *l, struct conn *k)
+{
+    struct call *c = k->c;
+
+    if (!k->reused || c->stale_retried || lgw_http1_started(&k->p))
+        return false;
+    c->stale_retried = true;
+    k->c = NULL;
+    c->conn = NULL;
+    conn_close(l, k);
+    conn_connect(l, c);
+    return true;
+}
+
+/* Writes what is left of the request. False when k is gone (the attempt failed or moved). */
+static bool conn_write(struct lane *l, struct conn *k)
+{
+    struct call *c = k->c;
+    size_t total = k->head_len + c->body_len;
+
+    while (k->off < total) {
+        struct iovec iov[2];
+        struct msghdr mh = {.msg_iov = iov};
+        ssize_t n;
+
+        if (k->off < k->head_len) {
+            iov[mh.msg_iovlen++] = (struct iovec){k->head + k->off, k->head_len - k->off};
+            if (c->body_len)
+                iov[mh.msg_iovlen++] = (struct iovec){(void *)c->body, c->body_len};
+        } else {
+            iov[mh.msg_iovlen++] =
+                (struct iovec){(void *)(c->body + (k->off - k->head_len)), total - k->off};
+        }
+        n = sendmsg(k->fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.fd = k->fd};
+            if (!k->want_out && epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev) == 0)
+                k->want_out = true;
+            return true;
+        }
+        if (n < 0) {
+            int e = errno;
+            if (!conn_stale(l, k))
+                conn_fail(l, k, CURLE_SEND_ERROR, "Failed sending the request: %s", strerror(e));
+            return false;
+        }
+        k->off += (size_t)n;
+        k->sent_any = true;
+    }
+    OPENSSL_cleanse(k->head, k->head_len);
+    if (k->want_out) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = k->fd};
+        epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev);
+        k->want_out = false;
+    }
+    return true;
+}
+
+/* Starts c's attempt on k: the request head is built from the signed headers and sent. */
+static void conn_start(struct lane *l, struct conn *k, struct call *c)
+{
+    size_t need = sizeof("POST  HTTP/1.1\r\n") + strlen(c->path) + 1 + strlen(c->query) +
+                  sizeof("User-Agent: lambda-gateway/" LGW_VERSION "\r\n") +
+                  sizeof("Content-Length: 18446744073709551615\r\n\r\n");
+    size_t n;
+
+    for (const struct curl_slist *h = c->hnodes; h; h = h->next)
+        need += strlen(h->data) + 2;
+    if (need > k->head_cap) {
+        char *b = malloc(need);
+        if (!b) {
+            k->c = c;
+            c->conn = k;
+            conn_fail(l, k, CURLE_OUT_OF_MEMORY, "out of memory");
+            return;
+        }
+        if (k->head) {
+            OPENSSL_cleanse(k->head, k->head_cap);
+            free(k->head);
+        }
+        k->head = b;
+        k->head_cap = need;
+    }
+    n = (size_t)snprintf(k->head, k->head_cap, "POST %s%s%s HTTP/1.1\r\n", c->path,
+                         c->query[0] ? "?" : "", c->query);
+    for (const struct curl_slist *h = c->hnodes; h; h = h->next) {
+        size_t hl = strlen(h->data);
+        if (hl && h->data[hl - 1] == ':')
+            continue; /* "Name:" tells curl not to send a header of its own: nothing to send */
+        memcpy(k->head + n, h->data, hl);
+        memcpy(k->head + n + hl, "\r\n", 2);
+        n += hl + 2;
+    }
+    n += (size_t)snprintf(k->head + n, k->head_cap - n,
+                          "User-Agent: lambda-gateway/" LGW_VERSION "\r\n"
+                          "Content-Length: %zu\r\n\r\n",
+                          c->body_len);
+    k->head_len = n;
+    k->off = 0;
+    k->sent_any = false;
+    k->c = c;
+    c->conn = k;
+    lgw_http1_release(&k->p);
+    lgw_http1_init(&k->p, conn_header, conn_body, c);
+    (void)conn_write(l, k);
+}
+
+/* The answer on k is complete. */
+static void conn_answered(struct lane *l, struct conn *k, bool keep)
+{
+    long status = k->p.status;
+    struct call *c = conn_detach(l, k);
+
+    if (keep && k->p.keep_alive) {
+        k->reused = true;
+        k->next = l->idle[k->ep];
+        if (k->next)
+            k->next->prev = k;
+        l->idle[k->ep] = k;
+    } else {
+        conn_close(l, k);
+    }
+    answer_http(l, c, status);
+}
+
+/* Reads what arrived on k (an event on its socket). */
+static void conn_read(struct lane *l, struct conn *k)
+{
+    for (;;) {
+        ssize_t n = recv(k->fd, l->rbuf, sizeof(l->rbuf), 0);
+        enum lgw_http1_status st;
+        size_t used = 0;
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n < 0) {
+            int e = errno;
+            if (!conn_stale(l, k))
+                conn_fail(l, k, CURLE_RECV_ERROR, "Failure when receiving the answer: %s",
+                          strerror(e));
+            return;
+        }
+        if (n == 0) {
+            if (conn_stale(l, k))
+                return;
+            if (!lgw_http1_started(&k->p)) {
+                conn_fail(l, k, CURLE_GOT_NOTHING, "Empty reply from server");
+                return;
+            }
+            if (lgw_http1_eof(&k->p) == LGW_HTTP1_DONE)
+                conn_answered(l, k, false);
+            else
+                conn_fail(l, k, CURLE_PARTIAL_FILE, "%s", k->p.error);
+            return;
+        }
+        st = lgw_http1_feed(&k->p, l->rbuf, (size_t)n, &used);
+        if (st == LGW_HTTP1_DONE) {
+            /* Bytes after the answer were never asked for: the connection is not reused. */
+            conn_answered(l, k, used == (size_t)n);
+            return;
+        }
+        if (st == LGW_HTTP1_ERROR) {
+            conn_fail(l, k, CURLE_WEIRD_SERVER_REPLY, "%s", k->p.error);
+            return;
+        }
+        if (st == LGW_HTTP1_STOPPED) {
+            conn_fail(l, k, CURLE_WRITE_ERROR, "the answer could not be kept");
+            return;
+        }
+        if ((size_t)n < sizeof(l->rbuf))
+            return; /* the rest comes with a later event */
+    }
+}
+
+/* An event on a connection's socket. */
+static void conn_event(struct lane *l, struct conn *k, uint32_t events)
+{
+    if (!k->c) { /* idle: the server closed it, or sent what nobody asked for */
+        conn_close(l, k);
+        return;
+    }
+    if ((events & EPOLLOUT) && k->off < k->head_len + k->c->body_len &&
+        (!conn_write(l, k) || k->off < k->head_len + k->c->body_len))
+        return;
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+        conn_read(l, k);
+}
+
+/* Opens a connection for c through curl (connect only); conn_connected takes it over. */
+static void conn_connect(struct lane *l, struct call *c)
+{
+    CURL *e = curl_easy_init();
+
+    if (!e)
+        goto nomem;
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
+    curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+    curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L); /* a proxy, if any, carries raw bytes */
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)l->d->opt.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
+    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, l);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
+    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
+        curl_easy_cleanup(e);
+        goto nomem;
+    }
+    c->easy = e;
+    c->connecting = true;
+    return;
+nomem:
+    deadline_remove(l, c);
+    headers_free(c);
+    l->running--;
+    lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
+    call_finish(l, c);
+}
+
+/* curl's connect-only transfer for c ended: on success its socket becomes a conn. */
+static void conn_connected(struct lane *l, CURL *e, struct call *c, CURLcode rc)
+{
+    curl_socket_t s = CURL_SOCKET_BAD;
+    struct fdstate *st;
+    struct conn *k = NULL;
+    int fd = -1;
+
+    c->easy = NULL;
+    c->connecting = false;
+    if (rc == CURLE_OK && curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK &&
+        s != CURL_SOCKET_BAD && (st = fd_state(l, s)))
+        st->flags |= FD_TAKEN; /* on_close leaves it open: the socket is ours from here */
+    curl_multi_remove_handle(l->multi, e); /* curl lets go of a connect-only connection */
+    curl_easy_cleanup(e);
+    if (s != CURL_SOCKET_BAD && (st = fd_state(l, s)) && (st->flags & FD_TAKEN)) {
+        /* curl did not close it: keep a descriptor of our own, curl closes its own later */
+        st->flags &= (uint8_t)~FD_TAKEN;
+        fd = fcntl(s, F_DUPFD_CLOEXEC, 0);
+    } else if (s != CURL_SOCKET_BAD) {
+        fd = s;
+    }
+    if (rc != CURLE_OK || fd < 0) {
+        deadline_remove(l, c);
+        headers_free(c);
+        l->running--;
+        if (rc == CURLE_OK)
+            snprintf(c->errbuf, sizeof(c->errbuf), "the connection could not be taken over");
+        answer_transport(l, c, rc == CURLE_OK ? CURLE_COULDNT_CONNECT : rc, false);
+        return;
+    }
+    atomic_fetch_add(&l->d->n_connections, 1);
+    if (!(k = calloc(1, sizeof(*k))) || !(st = fd_state(l, fd))) {
+        free(k);
+        close(fd);
+        deadline_remove(l, c);
+        headers_free(c);
+        l->running--;
+        lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory calling Lambda");
+        call_finish(l, c);
+        return;
+    }
+    k->fd = fd;
+    k->ep = (size_t)(c->ep - l->d->eps);
+    st->flags = FD_CONN;
+    st->conn = k;
+    {
+        struct epoll_event ev = {.events = EPOLLIN, .data.fd = fd};
+        epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
+    }
+    lgw_http1_init(&k->p, NULL, NULL, NULL);
+    conn_start(l, k, c);
+}
+
+/* Starts a signed attempt to a plain-HTTP endpoint. Lane lock held. */
+static void conn_submit(struct lane *l, struct call *c)
+{
+    struct conn *k = l->idle[(size_t)(c->ep - l->d->eps)];
+
+    c->deadline_us = mono_us() + (int64_t)c->attempt_timeout_ms * 1000;
+    deadline_insert(l, c);
+    l->running++;
+    if (k) {
+        idle_unlink(l, k);
+        conn_start(l, k, c);
+    } else {
+        conn_connect(l, c);
+    }
+}
+
+/* Lane lock held: fails the attempts on connections whose deadline passed. */
+static void conn_expire(struct lane *l, int64_t now_us)
+{
+    struct call *c;
+
+    while ((c = l->dl_head) && c->deadline_us <= now_us) {
+        if (c->conn) {
+            conn_fail(l, c->conn, CURLE_OPERATION_TIMEDOUT,
+                      "Operation timed out after %ld milliseconds", c->attempt_timeout_ms);
+        } else {
+            /* still connecting */
+            curl_multi_remove_handle(l->multi, c->easy);
+            curl_easy_cleanup(c->easy);
+            c->easy = NULL;
+            c->connecting = false;
+            deadline_remove(l, c);
+            headers_free(c);
+            l->running--;
+            snprintf(c->errbuf, sizeof(c->errbuf), "Connection timed out after %ld milliseconds",
+                     c->attempt_timeout_ms);
+            answer_transport(l, c, CURLE_OPERATION_TIMEDOUT, false);
+        }
+    }
 }
 
 /* curl's timer callback: only notes when curl wants to be called (it may not be re-entered). */
@@ -1315,6 +1833,8 @@ static int64_t lane_due_us(const struct lane *l)
 
     if (l->timers && l->timers->wake_ms * 1000 < due)
         due = l->timers->wake_ms * 1000;
+    if (l->dl_head && l->dl_head->deadline_us < due)
+        due = l->dl_head->deadline_us;
     return due;
 }
 
@@ -1381,6 +1901,7 @@ static unsigned lane_work(struct lane *l, const struct epoll_event *evs, int n)
     }
     lane_timers(l);
     now_us = mono_us();
+    conn_expire(l, now_us);
     while ((c = l->timers) && c->wake_ms * 1000 <= now_us) {
         l->timers = c->next;
         c->next = NULL;
@@ -1452,6 +1973,8 @@ static int lane_init(struct lambda *d, struct lane *l)
     l->epfd = l->evfd = -1;
     l->curl_due_us = -1;
     pthread_mutex_init(&l->lock, NULL);
+    if (!(l->idle = calloc(d->neps ? d->neps : 1, sizeof(*l->idle))))
+        return -1;
     if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || !(l->multi = curl_multi_init()))
         return -1;
@@ -1486,6 +2009,10 @@ static void lane_fini(struct lane *l)
         eventfd_write(l->evfd, 1);
         pthread_join(l->thread, NULL);
     }
+    for (size_t fd = 0; fd < l->nfds; fd++)
+        if ((l->fds[fd].flags & FD_CONN) && !l->fds[fd].conn->c)
+            conn_close(l, l->fds[fd].conn);
+    free(l->idle);
     while (l->nspare)
         curl_easy_cleanup(l->spare[--l->nspare]);
     if (l->multi)
