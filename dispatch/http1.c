@@ -42,7 +42,7 @@ void lgw_http1_release(struct lgw_http1_parser *p)
 
 bool lgw_http1_started(const struct lgw_http1_parser *p)
 {
-    return p->state != S_STATUS || p->header_bytes > 0 || p->status != 0;
+    return p->got_any;
 }
 
 static enum lgw_http1_status fail(struct lgw_http1_parser *p, const char *why)
@@ -55,7 +55,8 @@ static enum lgw_http1_status fail(struct lgw_http1_parser *p, const char *why)
 /*
  * Takes bytes up to the end of a line from data[*i..len). Returns 1 with *line and *n set to the
  * whole line (no CR LF) once it is complete, 0 when all the bytes were taken and the line goes
- * on, -1 when it would pass max (the bytes the section may still take).
+ * on, -1 when it would pass max (the bytes the section may still take), -2 when memory ran
+ * out.
  */
 static int take_line(struct lgw_http1_parser *p, const char *data, size_t len, size_t *i,
                      size_t max, const char **line, size_t *n)
@@ -76,7 +77,7 @@ static int take_line(struct lgw_http1_parser *p, const char *data, size_t len, s
             while (cap < p->line_len + seg)
                 cap *= 2;
             if (!(b = realloc(p->line, cap)))
-                return -1;
+                return -2;
             p->line = b;
             p->line_cap = cap;
         }
@@ -258,6 +259,8 @@ enum lgw_http1_status lgw_http1_feed(struct lgw_http1_parser *p, const char *dat
     size_t i = 0;
     enum lgw_http1_status st = LGW_HTTP1_MORE;
 
+    if (len && p->state != S_DONE && p->state != S_FAILED)
+        p->got_any = true;
     while (st == LGW_HTTP1_MORE && p->state != S_DONE && p->state != S_FAILED && i < len) {
         const char *line;
         size_t n, before = i, take;
@@ -269,7 +272,9 @@ enum lgw_http1_status lgw_http1_feed(struct lgw_http1_parser *p, const char *dat
         case S_TRAILER:
             r = take_line(p, data, len, &i, LGW_HTTP1_HEADERS_MAX - p->header_bytes, &line, &n);
             p->header_bytes += i - before;
-            if (r < 0) {
+            if (r == -2) {
+                st = fail(p, "no memory for a header line");
+            } else if (r < 0) {
                 st = fail(p, "a header section longer than 100 KiB");
             } else if (r > 0) {
                 if (p->state == S_STATUS)
@@ -283,7 +288,9 @@ enum lgw_http1_status lgw_http1_feed(struct lgw_http1_parser *p, const char *dat
         case S_CHUNK_SIZE:
             r = take_line(p, data, len, &i, CHUNK_LINE_MAX - p->chunk_line, &line, &n);
             p->chunk_line += i - before;
-            if (r < 0) {
+            if (r == -2) {
+                st = fail(p, "no memory for a chunk-size line");
+            } else if (r < 0) {
                 st = fail(p, "a chunk-size line longer than 4096 bytes");
             } else if (r > 0) {
                 p->chunk_line = 0;
@@ -343,6 +350,7 @@ enum lgw_http1_status lgw_http1_eof(struct lgw_http1_parser *p)
     case S_BODY_EOF:
         p->state = S_DONE;
         p->keep_alive = false;
+        lgw_http1_release(p);
         return LGW_HTTP1_DONE;
     case S_FAILED:
         return LGW_HTTP1_ERROR;

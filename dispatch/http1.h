@@ -43,6 +43,7 @@ struct lgw_http1_parser {
     int status;      /* of the final answer, once its status line was read */
     bool keep_alive; /* at DONE: the connection may carry another request */
     bool chunked, has_length, http10, conn_close;
+    bool got_any;        /* a byte of the answer was given */
     uint64_t remaining;  /* bytes of the body (Content-Length) or of the chunk left */
     uint64_t chunk_line; /* bytes of a chunk-size / trailer line so far */
     size_t header_bytes; /* of the current header section, for the limit */
