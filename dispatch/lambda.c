@@ -1351,6 +1351,7 @@ struct conn {
     bool reused;              /* it carried an answer before this attempt */
     bool sent_any;            /* some of this attempt's request went out */
     bool want_out;            /* EPOLLOUT is registered: the request did not fit at once */
+    int write_err;            /* errno of a failed write: an answer may still be read */
     char *head;               /* the request line and headers (signature included: wiped) */
     size_t head_len, head_cap, off;
     struct lgw_http1_parser p;
@@ -1484,6 +1485,13 @@ static bool conn_stale(struct lane *l, struct conn *k)
 }
 
 /* Writes what is left of the request. False when k is gone (the attempt failed or moved). */
+static void conn_read(struct lane *l, struct conn *k);
+
+static bool conn_written(const struct conn *k)
+{
+    return k->off == k->head_len + k->c->body_len;
+}
+
 static bool conn_write(struct lane *l, struct conn *k)
 {
     struct call *c = k->c;
@@ -1512,9 +1520,17 @@ static bool conn_write(struct lane *l, struct conn *k)
             return true;
         }
         if (n < 0) {
-            int e = errno;
-            if (!conn_stale(l, k))
-                conn_fail(l, k, CURLE_SEND_ERROR, "Failed sending the request: %s", strerror(e));
+            /* The server may have answered before it read the whole request (and closed):
+             * what it sent is read first; the call fails only without an answer. */
+            if (conn_stale(l, k))
+                return false;
+            k->write_err = errno;
+            if (k->want_out) {
+                struct epoll_event ev = {.events = EPOLLIN, .data.fd = k->fd};
+                epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev);
+                k->want_out = false;
+            }
+            conn_read(l, k);
             return false;
         }
         k->off += (size_t)n;
@@ -1571,6 +1587,7 @@ static void conn_start(struct lane *l, struct conn *k, struct call *c)
     k->head_len = n;
     k->off = 0;
     k->sent_any = false;
+    k->write_err = 0;
     k->c = c;
     c->conn = k;
     lgw_http1_release(&k->p);
@@ -1582,7 +1599,10 @@ static void conn_start(struct lane *l, struct conn *k, struct call *c)
 static void conn_answered(struct lane *l, struct conn *k, bool keep)
 {
     long status = k->p.status;
-    struct call *c = conn_detach(l, k);
+    struct call *c;
+
+    keep = keep && conn_written(k) && !k->write_err; /* else the server's state is unknown */
+    c = conn_detach(l, k);
 
     if (keep && k->p.keep_alive) {
         k->reused = true;
@@ -1594,6 +1614,21 @@ static void conn_answered(struct lane *l, struct conn *k, bool keep)
         conn_close(l, k);
     }
     answer_http(l, c, status);
+}
+
+/* The connection failed before a whole answer: a request not sent whole is a send error (the
+ * function cannot have run), else the answer broke. */
+static void conn_broke(struct lane *l, struct conn *k, CURLcode rc, const char *what, int e)
+{
+    if (k->write_err || !conn_written(k))
+        conn_fail(l, k, CURLE_SEND_ERROR, "Failed sending the request: %s",
+                  strerror(k->write_err ? k->write_err
+                           : e          ? e
+                                        : EPIPE));
+    else if (e)
+        conn_fail(l, k, rc, "%s: %s", what, strerror(e));
+    else
+        conn_fail(l, k, rc, "%s", what);
 }
 
 /* Reads what arrived on k (an event on its socket). */
@@ -1611,18 +1646,15 @@ static void conn_read(struct lane *l, struct conn *k)
         if (n < 0) {
             int e = errno;
             if (!conn_stale(l, k))
-                conn_fail(l, k, CURLE_RECV_ERROR, "Failure when receiving the answer: %s",
-                          strerror(e));
+                conn_broke(l, k, CURLE_RECV_ERROR, "Failure when receiving the answer", e);
             return;
         }
         if (n == 0) {
             if (conn_stale(l, k))
                 return;
-            if (!lgw_http1_started(&k->p)) {
-                conn_fail(l, k, CURLE_GOT_NOTHING, "Empty reply from server");
-                return;
-            }
-            if (lgw_http1_eof(&k->p) == LGW_HTTP1_DONE)
+            if (!lgw_http1_started(&k->p))
+                conn_broke(l, k, CURLE_GOT_NOTHING, "Empty reply from server", 0);
+            else if (lgw_http1_eof(&k->p) == LGW_HTTP1_DONE)
                 conn_answered(l, k, false);
             else
                 conn_fail(l, k, CURLE_PARTIAL_FILE, "%s", k->p.error);
@@ -1654,8 +1686,8 @@ static void conn_event(struct lane *l, struct conn *k, uint32_t events)
         conn_close(l, k);
         return;
     }
-    if ((events & EPOLLOUT) && k->off < k->head_len + k->c->body_len &&
-        (!conn_write(l, k) || k->off < k->head_len + k->c->body_len))
+    /* An answer is read even while the request is still going out (it may come early). */
+    if ((events & EPOLLOUT) && !k->write_err && !conn_written(k) && !conn_write(l, k))
         return;
     if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
         conn_read(l, k);
