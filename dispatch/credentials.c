@@ -1653,3 +1653,28 @@ done:
     lgw_error_release(&scratch);
     return rc;
 }
+
+enum lgw_errc lgw_aws_ca_bundle_resolve(const struct lgw_aws_env *env, char *out, size_t out_size,
+                                        struct lgw_error *err)
+{
+    struct shared_files sf;
+    const char *v = env_get(env, "AWS_CA_BUNDLE"), *from = "AWS_CA_BUNDLE";
+    enum lgw_errc rc = LGW_OK;
+    bool loaded = false;
+
+    if (out_size)
+        out[0] = '\0';
+    if (!v || !v[0]) {
+        if ((rc = shared_files_load(env, false, &sf, err)) != LGW_OK)
+            return rc;
+        loaded = true;
+        v = sf.config_section[0] ? lgw_ini_get(sf.config, sf.config_section, "ca_bundle") : NULL;
+        from = "the config file's ca_bundle";
+    }
+    if (v && v[0] && !copy_bounded(out, out_size, v))
+        rc = lgw_error_set(err, LGW_EINTERNAL, "%s: a path longer than %zu bytes", from,
+                           out_size ? out_size - 1 : 0);
+    if (loaded)
+        shared_files_release(&sf);
+    return rc;
+}

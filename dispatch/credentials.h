@@ -154,4 +154,13 @@ enum lgw_errc lgw_aws_region_resolve(const struct lgw_aws_env *env, const char *
 enum lgw_errc lgw_aws_endpoint_resolve(const struct lgw_aws_env *env, const char *region, char *out,
                                        size_t out_size, struct lgw_error *err);
 
+/*
+ * The file of CA certificates to verify AWS's TLS certificate with, as the AWS CLI and SDKs
+ * take it: AWS_CA_BUNDLE, else the config file profile's `ca_bundle`; "" when neither is set
+ * (the system's store is used). Only the path is resolved here: the dispatcher loads it. A path
+ * of PATH_MAX bytes or more is LGW_EINTERNAL naming where it came from.
+ */
+enum lgw_errc lgw_aws_ca_bundle_resolve(const struct lgw_aws_env *env, char *out, size_t out_size,
+                                        struct lgw_error *err);
+
 #endif

@@ -38,9 +38,13 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
+#include <arpa/inet.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "http1.h"
 #include "json.h"
@@ -61,8 +65,7 @@
 #define CLIENT_CONTEXT_B64_MAX 3583 /* Lambda's limit on X-Amz-Client-Context */
 #define FUNCTION_ERROR_MAX 64
 #define POLL_MAX_MS 1000    /* a lane wakes at least this often (a safety net, not a need) */
-#define CALL_HEADERS_MAX 12 /* 5 of ours, 3 from the signer, Authorization, Expect, Accept */
-#define LANE_SPARE_MAX 64   /* easy handles a lane keeps for reuse */
+#define CALL_HEADERS_MAX 12 /* 5 of ours, 3 from the signer, Authorization, Accept */
 #define LANES_MAX 256
 #define READ_CHUNK 16384 /* what a lane reads from a connection at once */
 
@@ -73,7 +76,10 @@ struct endpoint {
     char base[LGW_AWS_ENDPOINT_MAX + 1]; /* scheme://authority[/prefix], no trailing '/' */
     char host[LGW_AWS_ENDPOINT_MAX + 1]; /* the authority: the Host header */
     size_t prefix_at;                    /* offset of the path prefix in base ("" or "/x") */
-    bool plain;                          /* http:// : the lane speaks HTTP/1.1 itself (conn) */
+    bool tls;                            /* https:// */
+    char connect_url[LGW_AWS_ENDPOINT_MAX + 16]; /* http://host:port/ : what curl connects to */
+    char tls_name[LGW_AWS_ENDPOINT_MAX + 1];     /* the host the certificate must name */
+    bool tls_ip;                                 /* ... an IP address, not a DNS name */
 };
 
 struct target {
@@ -139,7 +145,7 @@ struct call {
      * reads them through, so an attempt costs one allocation instead of two per header. */
     char *hbuf;
     size_t hbuf_len;
-    struct curl_slist hnodes[CALL_HEADERS_MAX];
+    struct curl_slist hnodes[CALL_HEADERS_MAX]; /* (curl's list type, for its lines) */
     char errbuf[CURL_ERROR_SIZE];
     struct answer ans;
 };
@@ -167,10 +173,8 @@ struct lane {
     int64_t curl_due_us;    /* curl's timer (monotonic); -1: none */
     struct call *timers;    /* waiting for a retry, by wake_ms */
     struct call *fin;       /* answered; done runs once the lock is released */
-    unsigned running;       /* easy handles in the multi */
-    CURL *spare[LANE_SPARE_MAX];
-    size_t nspare;
-    struct fdstate *fds; /* by socket number: see on_socket */
+    unsigned running;       /* attempts under way (connecting or on a conn) */
+    struct fdstate *fds;    /* by socket number: see on_socket */
     size_t nfds;
     uint64_t rng;
     struct conn **idle;             /* per endpoint: kept-alive connections, last used first */
@@ -183,6 +187,7 @@ struct lambda {
     struct lgw_lambda_options opt; /* tuning only: the pointers are cleared */
     struct lgw_credentials_provider *creds;
     bool own_creds;
+    SSL_CTX *tls; /* when an endpoint is https:// */
     bool curl_inited;
     struct lgw_sigv4_key_cache *keys;
     struct endpoint *eps;
@@ -379,8 +384,29 @@ static enum lgw_errc endpoint_parse(struct endpoint *ep, const char *url, const 
     ep->base[n] = '\0';
     memcpy(ep->host, auth, alen);
     ep->host[alen] = '\0';
-    ep->plain = auth == url + 7;
     ep->prefix_at = (size_t)(auth - url) + alen;
+    ep->tls = auth == url + 8;
+    {
+        /* The name without brackets or port, and where curl connects: the endpoint's port,
+         * or HTTPS's; the TLS over it is ours (conn_handshake). */
+        const char *h = ep->host, *end, *port;
+        unsigned char ip[16];
+        if (h[0] == '[') {
+            h++;
+            end = strchr(h, ']');
+            port = end && end[1] == ':' ? end + 1 : NULL;
+        } else {
+            end = strchr(h, ':');
+            port = end;
+        }
+        if (!end)
+            end = h + strlen(h);
+        snprintf(ep->tls_name, sizeof(ep->tls_name), "%.*s", (int)(end - h), h);
+        ep->tls_ip =
+            inet_pton(AF_INET, ep->tls_name, ip) == 1 || inet_pton(AF_INET6, ep->tls_name, ip) == 1;
+        snprintf(ep->connect_url, sizeof(ep->connect_url), "http://%s%s/", ep->host,
+                 port || !ep->tls ? "" : ":443");
+    }
     return LGW_OK;
 }
 
@@ -559,13 +585,6 @@ static bool body_add(struct answer *a, const char *p, size_t len)
     return true;
 }
 
-static size_t on_body(char *p, size_t size, size_t n, void *arg)
-{
-    size_t len = size * n;
-
-    return body_add(&((struct call *)arg)->ans, p, len) ? len : 0; /* 0: CURLE_WRITE_ERROR */
-}
-
 static bool header_is(const char *line, size_t nlen, const char *name)
 {
     return strlen(name) == nlen && strncasecmp(line, name, nlen) == 0;
@@ -657,12 +676,6 @@ static void header_add(struct answer *a, const char *line, size_t len)
             a->retry_after = strtol(val, NULL, 10);
     }
     return;
-}
-
-static size_t on_header(char *line, size_t size, size_t n, void *arg)
-{
-    header_add(&((struct call *)arg)->ans, line, size * n);
-    return size * n;
 }
 
 /* ---- calls ---- */
@@ -848,7 +861,6 @@ static bool attempt_sign(struct lambda *d, struct call *c)
     for (size_t i = 0; i < sig.add_count; i++)
         h[nh++] = (struct hdr){sig.add[i].name, sig.add[i].value};
     h[nh++] = (struct hdr){"Authorization", sig.authorization};
-    h[nh++] = (struct hdr){"Expect:", NULL}; /* no 100-continue round trip */
     h[nh++] = (struct hdr){"Accept", "application/json"};
     if (headers_build(c, h, nh) < 0) {
         lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
@@ -866,73 +878,12 @@ out:
 static curl_socket_t on_open(void *clientp, curlsocktype purpose, struct curl_sockaddr *a);
 static int on_close(void *clientp, curl_socket_t s);
 
-/* An easy handle with the options every call shares: a spare one of the lane's, or a new one. */
-static CURL *easy_get(struct lane *l)
-{
-    CURL *e;
-
-    if (l->nspare)
-        return l->spare[--l->nspare];
-    if (!(e = curl_easy_init()))
-        return NULL;
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_USERAGENT, "lambda-gateway/" LGW_VERSION);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)l->d->opt.connect_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_open);
-    curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, l);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, on_close);
-    curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, l);
-    return e;
-}
-
-/* Keeps a finished call's easy handle for the next call (every per-call option is set again
- * before each use), or frees it when the lane has enough. */
-static void easy_put(struct lane *l, CURL *e)
-{
-    if (l->nspare < LANE_SPARE_MAX)
-        l->spare[l->nspare++] = e;
-    else
-        curl_easy_cleanup(e);
-}
-
 static void conn_submit(struct lane *l, struct call *c);
 
-/* Starts a signed attempt's transfer. Lane lock held. On failure answers the call. */
+/* Starts a signed attempt. Lane lock held. On failure answers the call. */
 static void attempt_submit(struct lane *l, struct call *c)
 {
-    CURL *e;
-
-    if (c->ep->plain) {
-        conn_submit(l, c);
-        return;
-    }
-    if (!(e = easy_get(l)))
-        goto nomem;
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body ? c->body : "");
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->body_len);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hnodes);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->attempt_timeout_ms);
-    if (curl_multi_add_handle(l->multi, e) != CURLM_OK) {
-        curl_easy_cleanup(e);
-        goto nomem;
-    }
-    c->easy = e;
-    l->running++;
-    return;
-nomem:
-    lgw_error_set(&c->inv->err, LGW_EINTERNAL, "out of memory starting the call to Lambda");
-    headers_free(c);
-    call_finish(l, c);
+    conn_submit(l, c);
 }
 
 /* ---- answers: mapping ---- */
@@ -1168,31 +1119,13 @@ done:
 
 static void conn_connected(struct lane *l, CURL *e, struct call *c, CURLcode rc);
 
+/* curl finished a transfer: always a connect-only one (conn_connect). */
 static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
 {
     char *priv = NULL;
-    struct call *c;
-    long status = 0, reqsize = 0, nconn = 0;
 
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(easy, CURLINFO_REQUEST_SIZE, &reqsize);
-    curl_easy_getinfo(easy, CURLINFO_NUM_CONNECTS, &nconn);
-    c = (struct call *)(void *)priv;
-    if (c->connecting) {
-        conn_connected(l, easy, c, rc);
-        return;
-    }
-    atomic_fetch_add(&l->d->n_connections, (uint64_t)(nconn > 0 ? nconn : 0));
-    curl_multi_remove_handle(l->multi, easy);
-    easy_put(l, easy);
-    c->easy = NULL;
-    headers_free(c);
-    l->running--;
-    if (rc == CURLE_OK)
-        answer_http(l, c, status);
-    else
-        answer_transport(l, c, rc, reqsize > 0);
+    conn_connected(l, easy, (struct call *)(void *)priv, rc);
 }
 
 /* ---- lanes ---- */
@@ -1352,7 +1285,12 @@ struct conn {
     bool sent_any;            /* some of this attempt's request went out */
     bool want_out;            /* EPOLLOUT is registered: the request did not fit at once */
     int write_err;            /* errno of a failed write: an answer may still be read */
-    char *head;               /* the request line and headers (signature included: wiped) */
+    SSL *ssl;                 /* https:// endpoints */
+    bool handshaking;         /* the TLS handshake is under way (the attempt waits) */
+    const char *body;         /* the part of the request after head (a large body, borrowed) */
+    size_t body_len;
+    char tls_err[160]; /* OpenSSL's reason for the last TLS failure */
+    char *head;        /* the request line and headers (signature included: wiped) */
     size_t head_len, head_cap, off;
     struct lgw_http1_parser p;
 };
@@ -1414,6 +1352,8 @@ static void conn_close(struct lane *l, struct conn *k)
         st->flags = 0;
         st->conn = NULL;
     }
+    if (k->ssl)
+        SSL_free(k->ssl); /* no close_notify: the connection ends with its answer or failure */
     close(k->fd);
     lgw_http1_release(&k->p);
     if (k->head) {
@@ -1489,47 +1429,114 @@ static void conn_read(struct lane *l, struct conn *k);
 
 static bool conn_written(const struct conn *k)
 {
-    return k->off == k->head_len + k->c->body_len;
+    return k->off == k->head_len + k->body_len;
+}
+
+/* A TLS call that did not succeed, as a socket call's result: -1 with errno (EAGAIN: wait
+ * for the socket; EPROTO: see k->tls_err), or 0 for the end of the connection. */
+static ssize_t tls_result(struct conn *k, int r)
+{
+    int e = SSL_get_error(k->ssl, r);
+    unsigned long code;
+
+    switch (e) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (ERR_peek_error() == 0)
+            return errno ? -1 : 0;
+        break;
+    default:
+        break;
+    }
+    code = ERR_get_error();
+    if (code)
+        ERR_error_string_n(code, k->tls_err, sizeof(k->tls_err));
+    else
+        snprintf(k->tls_err, sizeof(k->tls_err), "TLS error %d", e);
+    ERR_clear_error();
+    errno = EPROTO;
+    return -1;
+}
+
+static const char *conn_strerror(const struct conn *k, int e)
+{
+    return e == EPROTO && k->tls_err[0] ? k->tls_err : strerror(e);
+}
+
+/* Sends from the first of n pieces on (TLS: the first only); as sendmsg. */
+static ssize_t conn_send(struct conn *k, struct iovec *iov, size_t n)
+{
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = n};
+    size_t done = 0;
+    int r;
+
+    if (!k->ssl)
+        return sendmsg(k->fd, &mh, MSG_NOSIGNAL);
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_write_ex(k->ssl, iov[0].iov_base, iov[0].iov_len, &done);
+    return r == 1 ? (ssize_t)done : tls_result(k, r);
+}
+
+/* As recv. */
+static ssize_t conn_recv(struct conn *k, char *buf, size_t len)
+{
+    size_t got = 0;
+    int r;
+
+    if (!k->ssl)
+        return recv(k->fd, buf, len, 0);
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_read_ex(k->ssl, buf, len, &got);
+    return r == 1 ? (ssize_t)got : tls_result(k, r);
+}
+
+/* Registers whether k waits to write as well as to read. */
+static void conn_want_out(struct lane *l, struct conn *k, bool out)
+{
+    struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0u), .data.fd = k->fd};
+
+    if (k->want_out != out && epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev) == 0)
+        k->want_out = out;
 }
 
 static bool conn_write(struct lane *l, struct conn *k)
 {
-    struct call *c = k->c;
-    size_t total = k->head_len + c->body_len;
+    size_t total = k->head_len + k->body_len;
 
     while (k->off < total) {
         struct iovec iov[2];
-        struct msghdr mh = {.msg_iov = iov};
+        size_t niov = 0;
         ssize_t n;
 
         if (k->off < k->head_len) {
-            iov[mh.msg_iovlen++] = (struct iovec){k->head + k->off, k->head_len - k->off};
-            if (c->body_len)
-                iov[mh.msg_iovlen++] = (struct iovec){(void *)c->body, c->body_len};
+            iov[niov++] = (struct iovec){k->head + k->off, k->head_len - k->off};
+            if (k->body_len)
+                iov[niov++] = (struct iovec){(void *)k->body, k->body_len};
         } else {
-            iov[mh.msg_iovlen++] =
-                (struct iovec){(void *)(c->body + (k->off - k->head_len)), total - k->off};
+            iov[niov++] =
+                (struct iovec){(void *)(k->body + (k->off - k->head_len)), total - k->off};
         }
-        n = sendmsg(k->fd, &mh, MSG_NOSIGNAL);
+        n = conn_send(k, iov, niov);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.fd = k->fd};
-            if (!k->want_out && epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev) == 0)
-                k->want_out = true;
+            conn_want_out(l, k, true);
             return true;
         }
-        if (n < 0) {
+        if (n <= 0) {
             /* The server may have answered before it read the whole request (and closed):
              * what it sent is read first; the call fails only without an answer. */
             if (conn_stale(l, k))
                 return false;
-            k->write_err = errno;
-            if (k->want_out) {
-                struct epoll_event ev = {.events = EPOLLIN, .data.fd = k->fd};
-                epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev);
-                k->want_out = false;
-            }
+            k->write_err = n < 0 ? errno : EPIPE;
+            conn_want_out(l, k, false);
             conn_read(l, k);
             return false;
         }
@@ -1537,20 +1544,19 @@ static bool conn_write(struct lane *l, struct conn *k)
         k->sent_any = true;
     }
     OPENSSL_cleanse(k->head, k->head_len);
-    if (k->want_out) {
-        struct epoll_event ev = {.events = EPOLLIN, .data.fd = k->fd};
-        epoll_ctl(l->epfd, EPOLL_CTL_MOD, k->fd, &ev);
-        k->want_out = false;
-    }
+    conn_want_out(l, k, false);
     return true;
 }
 
 /* Starts c's attempt on k: the request head is built from the signed headers and sent. */
 static void conn_start(struct lane *l, struct conn *k, struct call *c)
 {
+    /* A small body goes in the same buffer: one write (one TLS record) for the request. */
+    bool merge = c->body_len <= READ_CHUNK;
     size_t need = sizeof("POST  HTTP/1.1\r\n") + strlen(c->path) + 1 + strlen(c->query) +
                   sizeof("User-Agent: lambda-gateway/" LGW_VERSION "\r\n") +
-                  sizeof("Content-Length: 18446744073709551615\r\n\r\n");
+                  sizeof("Content-Length: 18446744073709551615\r\n\r\n") +
+                  (merge ? c->body_len : 0);
     size_t n;
 
     for (const struct curl_slist *h = c->hnodes; h; h = h->next)
@@ -1574,8 +1580,6 @@ static void conn_start(struct lane *l, struct conn *k, struct call *c)
                          c->query[0] ? "?" : "", c->query);
     for (const struct curl_slist *h = c->hnodes; h; h = h->next) {
         size_t hl = strlen(h->data);
-        if (hl && h->data[hl - 1] == ':')
-            continue; /* "Name:" tells curl not to send a header of its own: nothing to send */
         memcpy(k->head + n, h->data, hl);
         memcpy(k->head + n + hl, "\r\n", 2);
         n += hl + 2;
@@ -1584,6 +1588,13 @@ static void conn_start(struct lane *l, struct conn *k, struct call *c)
                           "User-Agent: lambda-gateway/" LGW_VERSION "\r\n"
                           "Content-Length: %zu\r\n\r\n",
                           c->body_len);
+    k->body = c->body;
+    k->body_len = c->body_len;
+    if (merge && c->body_len) {
+        memcpy(k->head + n, c->body, c->body_len);
+        n += c->body_len;
+        k->body_len = 0;
+    }
     k->head_len = n;
     k->off = 0;
     k->sent_any = false;
@@ -1593,6 +1604,41 @@ static void conn_start(struct lane *l, struct conn *k, struct call *c)
     lgw_http1_release(&k->p);
     lgw_http1_init(&k->p, conn_header, conn_body, c);
     (void)conn_write(l, k);
+}
+
+/* Runs k's TLS handshake on; when it is done the attempt's request goes. */
+static void conn_handshake(struct lane *l, struct conn *k)
+{
+    const struct endpoint *ep = &l->d->eps[k->ep];
+    int r, e;
+    long v;
+
+    ERR_clear_error();
+    errno = 0;
+    r = SSL_connect(k->ssl);
+    if (r == 1) {
+        k->handshaking = false;
+        conn_want_out(l, k, false);
+        conn_start(l, k, k->c);
+        return;
+    }
+    e = SSL_get_error(k->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+        conn_want_out(l, k, e == SSL_ERROR_WANT_WRITE);
+        return;
+    }
+    if ((v = SSL_get_verify_result(k->ssl)) != X509_V_OK) {
+        ERR_clear_error();
+        conn_fail(l, k, CURLE_PEER_FAILED_VERIFICATION,
+                  "TLS: the certificate of %s was not accepted: %s", ep->tls_name,
+                  X509_verify_cert_error_string(v));
+        return;
+    }
+    (void)tls_result(k, r);
+    conn_fail(l, k, CURLE_SSL_CONNECT_ERROR, "TLS handshake with %s failed: %s", ep->tls_name,
+              k->tls_err[0] ? k->tls_err
+              : errno       ? strerror(errno)
+                            : "the connection closed");
 }
 
 /* The answer on k is complete. */
@@ -1622,11 +1668,11 @@ static void conn_broke(struct lane *l, struct conn *k, CURLcode rc, const char *
 {
     if (k->write_err || !conn_written(k))
         conn_fail(l, k, CURLE_SEND_ERROR, "Failed sending the request: %s",
-                  strerror(k->write_err ? k->write_err
-                           : e          ? e
-                                        : EPIPE));
+                  conn_strerror(k, k->write_err ? k->write_err
+                                   : e          ? e
+                                                : EPIPE));
     else if (e)
-        conn_fail(l, k, rc, "%s: %s", what, strerror(e));
+        conn_fail(l, k, rc, "%s: %s", what, conn_strerror(k, e));
     else
         conn_fail(l, k, rc, "%s", what);
 }
@@ -1635,7 +1681,7 @@ static void conn_broke(struct lane *l, struct conn *k, CURLcode rc, const char *
 static void conn_read(struct lane *l, struct conn *k)
 {
     for (;;) {
-        ssize_t n = recv(k->fd, l->rbuf, sizeof(l->rbuf), 0);
+        ssize_t n = conn_recv(k, l->rbuf, sizeof(l->rbuf));
         enum lgw_http1_status st;
         size_t used = 0;
 
@@ -1674,7 +1720,7 @@ static void conn_read(struct lane *l, struct conn *k)
             conn_fail(l, k, CURLE_WRITE_ERROR, "the answer could not be kept");
             return;
         }
-        if ((size_t)n < sizeof(l->rbuf))
+        if ((size_t)n < sizeof(l->rbuf) && !(k->ssl && SSL_has_pending(k->ssl)))
             return; /* the rest comes with a later event */
     }
 }
@@ -1684,6 +1730,10 @@ static void conn_event(struct lane *l, struct conn *k, uint32_t events)
 {
     if (!k->c) { /* idle: the server closed it, or sent what nobody asked for */
         conn_close(l, k);
+        return;
+    }
+    if (k->handshaking) {
+        conn_handshake(l, k);
         return;
     }
     /* An answer is read even while the request is still going out (it may come early). */
@@ -1700,9 +1750,17 @@ static void conn_connect(struct lane *l, struct call *c)
 
     if (!e)
         goto nomem;
-    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_URL, c->ep->connect_url);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http");
     curl_easy_setopt(e, CURLOPT_CONNECT_ONLY, 1L);
+    if (c->ep->tls) {
+        /* curl sees http://host:443/ (the TLS is ours): the proxy is the one for https, as
+         * curl would have chosen for the https URL. */
+        const char *px = getenv("https_proxy");
+        if (!px || !px[0])
+            px = getenv("HTTPS_PROXY");
+        curl_easy_setopt(e, CURLOPT_PROXY, px ? px : "");
+    }
     curl_easy_setopt(e, CURLOPT_HTTPPROXYTUNNEL, 1L); /* a proxy, if any, carries raw bytes */
     curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -1780,7 +1838,23 @@ static void conn_connected(struct lane *l, CURL *e, struct call *c, CURLcode rc)
         epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev);
     }
     lgw_http1_init(&k->p, NULL, NULL, NULL);
-    conn_start(l, k, c);
+    if (!c->ep->tls) {
+        conn_start(l, k, c);
+        return;
+    }
+    k->c = c;
+    c->conn = k;
+    if (!(k->ssl = SSL_new(l->d->tls)) || SSL_set_fd(k->ssl, fd) != 1 ||
+        (c->ep->tls_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl), c->ep->tls_name)
+                       : SSL_set_tlsext_host_name(k->ssl, c->ep->tls_name) &&
+                             SSL_set1_host(k->ssl, c->ep->tls_name)) != 1) {
+        ERR_clear_error();
+        conn_fail(l, k, CURLE_OUT_OF_MEMORY, "out of memory");
+        return;
+    }
+    SSL_set_connect_state(k->ssl);
+    k->handshaking = true;
+    conn_handshake(l, k);
 }
 
 /* Starts a signed attempt to a plain-HTTP endpoint. Lane lock held. */
@@ -2045,8 +2119,6 @@ static void lane_fini(struct lane *l)
         if ((l->fds[fd].flags & FD_CONN) && !l->fds[fd].conn->c)
             conn_close(l, l->fds[fd].conn);
     free(l->idle);
-    while (l->nspare)
-        curl_easy_cleanup(l->spare[--l->nspare]);
     if (l->multi)
         curl_multi_cleanup(l->multi); /* closes the kept connections through on_close */
     free(l->fds);
@@ -2330,6 +2402,7 @@ static void lambda_destroy(struct lgw_dispatcher *base)
     if (d->own_creds)
         lgw_credentials_provider_free(d->creds);
     lgw_sigv4_key_cache_free(d->keys);
+    SSL_CTX_free(d->tls);
     for (size_t i = 0; i < d->nallow; i++)
         free(d->allow[i]);
     free(d->allow);
@@ -2455,6 +2528,39 @@ static enum lgw_errc copy_allow(struct lambda *d, const struct lgw_lambda_option
     return LGW_OK;
 }
 
+/* The TLS settings every https:// connection shares: TLS 1.2 or later, the peer verified
+ * against AWS_CA_BUNDLE / the profile's ca_bundle, else the system's CA store. */
+static enum lgw_errc tls_setup(struct lambda *d, const struct lgw_aws_env *env,
+                               struct lgw_error *err)
+{
+    char ca[4096];
+    static const unsigned char alpn[] = "\x08http/1.1";
+
+    if (lgw_aws_ca_bundle_resolve(env, ca, sizeof(ca), err) != LGW_OK)
+        return err ? err->code : LGW_EINTERNAL;
+    if (!(d->tls = SSL_CTX_new(TLS_client_method())))
+        return lgw_error_set(err, LGW_EINTERNAL, "cannot set up TLS");
+    SSL_CTX_set_min_proto_version(d->tls, TLS1_2_VERSION);
+    SSL_CTX_set_mode(d->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_options(d->tls, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_verify(d->tls, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_alpn_protos(d->tls, alpn, sizeof(alpn) - 1);
+    if (ca[0] ? SSL_CTX_load_verify_locations(d->tls, ca, NULL) != 1
+              : SSL_CTX_set_default_verify_paths(d->tls) != 1) {
+        char why[160] = "";
+        ERR_error_string_n(ERR_get_error(), why, sizeof(why));
+        ERR_clear_error();
+        if (ca[0])
+            return lgw_error_set(err, LGW_EINTERNAL,
+                                 "cannot read CA certificates from '%.200s' (AWS_CA_BUNDLE or "
+                                 "ca_bundle): %s",
+                                 ca, why);
+        return lgw_error_set(err, LGW_EINTERNAL, "cannot load the system's CA certificates: %s",
+                             why);
+    }
+    return LGW_OK;
+}
+
 struct lgw_dispatcher *lgw_lambda_new(const struct lgw_function_config *fns, size_t nfns,
                                       const struct lgw_lambda_options *opt, struct lgw_error *err)
 {
@@ -2504,6 +2610,9 @@ struct lgw_dispatcher *lgw_lambda_new(const struct lgw_function_config *fns, siz
         if (!allowed(d, fns[i].name, d->targets[d->ntargets - 1].qualifier))
             warn(d, "configured but not in the allow-list: calls to it are denied", fns[i].name);
     }
+    for (size_t i = 0; i < d->neps; i++)
+        if (d->eps[i].tls && !d->tls && tls_setup(d, su.env, err) != LGW_OK)
+            goto fail;
     if (opt && opt->credentials) {
         d->creds = opt->credentials;
     } else {
