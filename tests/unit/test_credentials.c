@@ -1211,6 +1211,39 @@ static void test_region_precedence(void **state)
     tenv_free(e);
 }
 
+static void test_ca_bundle(void **state)
+{
+    struct tenv *e = tenv_new();
+    char ca[64], big[300];
+    struct lgw_error err;
+
+    (void)state;
+    lgw_error_init(&err);
+    /* neither: the system's store ("") */
+    assert_int_equal(lgw_aws_ca_bundle_resolve(&e->env, ca, sizeof(ca), &err), LGW_OK);
+    assert_string_equal(ca, "");
+    /* the profile's ca_bundle, then AWS_CA_BUNDLE over it */
+    twrite(e, ".aws/config",
+           "[default]\nca_bundle = /etc/default-ca.pem\n[profile corp]\nca_bundle = /corp.pem\n");
+    assert_int_equal(lgw_aws_ca_bundle_resolve(&e->env, ca, sizeof(ca), &err), LGW_OK);
+    assert_string_equal(ca, "/etc/default-ca.pem");
+    tset(e, "AWS_PROFILE", "corp");
+    assert_int_equal(lgw_aws_ca_bundle_resolve(&e->env, ca, sizeof(ca), &err), LGW_OK);
+    assert_string_equal(ca, "/corp.pem");
+    tset(e, "AWS_CA_BUNDLE", "/env.pem");
+    assert_int_equal(lgw_aws_ca_bundle_resolve(&e->env, ca, sizeof(ca), &err), LGW_OK);
+    assert_string_equal(ca, "/env.pem");
+    /* too long for the buffer: an error naming the source, not a cut path */
+    memset(big, 'a', sizeof(big) - 1);
+    big[0] = '/';
+    big[sizeof(big) - 1] = '\0';
+    tset(e, "AWS_CA_BUNDLE", big);
+    assert_int_equal(lgw_aws_ca_bundle_resolve(&e->env, ca, sizeof(ca), &err), LGW_EINTERNAL);
+    assert_non_null(strstr(err.message, "AWS_CA_BUNDLE"));
+    lgw_error_release(&err);
+    tenv_free(e);
+}
+
 static void test_endpoint_precedence(void **state)
 {
     struct tenv *e = tenv_new();
@@ -1301,6 +1334,7 @@ int main(void)
         cmocka_unit_test(test_static_provider),
         cmocka_unit_test(test_region_precedence),
         cmocka_unit_test(test_endpoint_precedence),
+        cmocka_unit_test(test_ca_bundle),
     };
     int rc;
 
