@@ -8,7 +8,11 @@ rebuilt from what arrived on the wire (raw path, query, the headers named in Sig
 body) and signed again with the secret the test shares with us. A request that does not check
 out gets AWS's 403 InvalidSignatureException and is counted in bad_signatures.
 
-The function name picks the scripted answer (see SCENARIOS below). Control endpoints, not signed:
+The function name picks the scripted answer (see SCENARIOS below). The h1-* scenarios write their
+answers on the socket themselves (chunked, close-delimited, byte by byte, after a 100 Continue, cut
+short, not at all) or close the connection behind a kept-alive answer, for the dispatcher's own
+HTTP/1.1 client; two of them read the request body their own way (BODY_READERS).
+Control endpoints, not signed:
   GET /_stats   {"total": n, "bad_signatures": n, "connections": n (that carried Invoke
                  calls), "requests": {name: n},
                  "last": {name: {what the last request to it carried}}, "bad": [reasons]}
@@ -23,7 +27,10 @@ import hmac
 import json
 import os
 import re
+import select
 import signal
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -277,6 +284,175 @@ def sc_typeinbody(hd, ctx):
     hd.answer(404, json.dumps(body).encode(), {}, ctx["rid"])
 
 
+# ---- h1-*: answers written on the socket as they are, for the dispatcher's HTTP/1.1 client ----
+
+def head(ctx, status="200 OK", length=None, chunked=False):
+    """A final answer's status line and headers: Content-Length when length is given,
+    Transfer-Encoding: chunked when chunked, else neither (the body runs to the close)."""
+    lines = [f"HTTP/1.1 {status}", "Content-Type: application/json",
+             f"x-amzn-RequestId: {ctx['rid']}", "X-Amz-Executed-Version: $LATEST"]
+    if length is not None:
+        lines.append(f"Content-Length: {length}")
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def cut(data, sizes):
+    """data in consecutive pieces whose sizes cycle through sizes."""
+    out, i, k = [], 0, 0
+    while i < len(data):
+        out.append(data[i:i + sizes[k % len(sizes)]])
+        i += sizes[k % len(sizes)]
+        k += 1
+    return out
+
+
+def send_pieces(hd, pieces, pause):
+    """Each piece in a send of its own (no Nagle: each leaves as its own segment), with a pause
+    between them, so the client reads the answer in those pieces."""
+    hd.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    for i, piece in enumerate(pieces):
+        if i and pause:
+            time.sleep(pause)
+        hd.wfile.write(piece)
+        hd.wfile.flush()
+
+
+def sc_h1_chunked(hd, ctx):
+    # The echo, chunked: chunks of 1 byte to over 32 KiB, sizes in lower and upper case hex,
+    # one with an extension, each size line, data and CRLF sent apart, then a trailer.
+    pieces = [head(ctx, chunked=True)]
+    for j, c in enumerate(cut(ctx["body"], [1, 7, 100, 4096, 32768 + 3, 999, 0xABC])):
+        size = f"{len(c):x}" if j % 2 else f"{len(c):X}"
+        pieces += [(size + (';note="x"' if j == 3 else "") + "\r\n").encode(), c, b"\r\n"]
+    pieces += [b"0\r\n", b"X-Trailer: done\r\n", b"\r\n"]
+    send_pieces(hd, pieces, 0.002)
+
+
+def sc_h1_eof(hd, ctx):
+    # HTTP/1.1 with neither Content-Length nor chunked: the body ends with the connection.
+    body = ctx["body"]
+    send_pieces(hd, [head(ctx), body[:len(body) // 2], body[len(body) // 2:]], 0.01)
+    hd.close_connection = True
+
+
+def sc_h1_trickle(hd, ctx):
+    # The echo, status line, headers and body alike, one byte per send.
+    data = head(ctx, length=len(ctx["body"])) + ctx["body"]
+    send_pieces(hd, cut(data, [1]), 0.0005)
+
+
+def sc_h1_trickle_chunked(hd, ctx):
+    # The echo, chunked, in sends of 1, 2 and 3 bytes (so size lines and CRLFs are split too).
+    data = head(ctx, chunked=True) + b"".join(
+        f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in cut(ctx["body"], [5, 1, 17])) + \
+        b"0\r\n\r\n"
+    send_pieces(hd, cut(data, [1, 2, 3]), 0.0005)
+
+
+def sc_h1_continue(hd, ctx):
+    # Two interim answers, with headers that must not count (a function error, a version),
+    # then the echo.
+    send_pieces(hd, [b"HTTP/1.1 100 Continue\r\nX-Amz-Function-Error: Unhandled\r\n"
+                     b"X-Amz-Executed-Version: 99\r\n\r\n",
+                     b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n",
+                     head(ctx, length=len(ctx["body"])) + ctx["body"]], 0.02)
+
+
+def wait_for_next_request(hd):
+    """Until the client sends something more on this connection (2 s at most)."""
+    select.select([hd.connection], [], [], 2.0)
+
+
+def sc_h1_stale_close(hd, ctx):
+    # A normal answer that keeps the connection (no Connection: close), then the close.
+    hd.success(ctx, ctx["body"])
+    hd.close_connection = True
+
+
+def sc_h1_stale_fin(hd, ctx):
+    # A normal answer that keeps the connection; when the next request arrives, it is read and
+    # dropped and the connection closed (a FIN), as by a server closing it as idle just then.
+    hd.success(ctx, ctx["body"])
+    wait_for_next_request(hd)
+    hd.connection.setblocking(False)
+    try:
+        while hd.connection.recv(65536):
+            pass
+    except OSError:
+        pass
+    hd.connection.shutdown(socket.SHUT_RDWR)
+    hd.close_connection = True
+
+
+def sc_h1_stale_rst(hd, ctx):
+    # The same, but the connection is reset (the next request unread, SO_LINGER 0).
+    hd.success(ctx, ctx["body"])
+    wait_for_next_request(hd)
+    hd.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    hd.connection.close()  # takes effect once the handler lets go of rfile and wfile
+    hd.close_connection = True
+
+
+def sc_h1_hangup(hd, ctx):
+    # The request is read, nothing is answered, the connection is closed.
+    hd.close_connection = True
+
+
+def sc_h1_short(hd, ctx):
+    # Content-Length: 100, 10 bytes of body, the close.
+    send_pieces(hd, [head(ctx, length=100) + b'{"cut": 12'], 0)
+    hd.close_connection = True
+
+
+def sc_h1_short_chunked(hd, ctx):
+    # A chunk of 0x64 bytes, 10 of them, the close.
+    send_pieces(hd, [head(ctx, chunked=True) + b'64\r\n{"cut": 12'], 0)
+    hd.close_connection = True
+
+
+def sc_h1_short_head(hd, ctx):
+    # The close in the middle of the headers.
+    send_pieces(hd, [b"HTTP/1.1 200 OK\r\nContent-Type: appli"], 0)
+    hd.close_connection = True
+
+
+def sc_h1_early(hd, ctx):
+    pass  # answered by read_after_answering, before the body was read
+
+
+def read_body(hd, n):
+    return hd.rfile.read(n) if n else b""
+
+
+def read_slowly(hd, n):
+    """The body in 16 KiB reads with pauses: a large one then fills the sender's socket
+    buffer over and over, so it must wait for room many times."""
+    parts, got = [], 0
+    while got < n:
+        b = hd.rfile.read(min(16384, n - got))
+        if not b:
+            break
+        parts.append(b)
+        got += len(b)
+        time.sleep(0.001)
+    return b"".join(parts)
+
+
+def read_after_answering(hd, n):
+    """413 at once, before the body was read (as a front end may answer), keeping the
+    connection; the body is read after a pause, and the connection then carries the next
+    request as usual."""
+    error(hd, 413, "RequestTooLargeException",
+          "Request must be smaller than 6291456 bytes for the InvokeFunction operation")
+    time.sleep(0.3)
+    return read_body(hd, n)
+
+
+BODY_READERS = {"h1-slowread": read_slowly, "h1-early": read_after_answering}
+
+
 SCENARIOS = {
     "echo": sc_echo, "inspect": sc_inspect, "missing": sc_missing,
     "throttle-once": sc_throttle_once, "throttle-long": sc_throttle_long,
@@ -287,6 +463,12 @@ SCENARIOS = {
     "longversion": sc_longversion,
     "denied": sc_denied, "badcontent": sc_badcontent, "toolarge": sc_toolarge,
     "conflict": sc_conflict, "typeinbody": sc_typeinbody,
+    "h1-chunked": sc_h1_chunked, "h1-eof": sc_h1_eof, "h1-trickle": sc_h1_trickle,
+    "h1-trickle-chunked": sc_h1_trickle_chunked, "h1-continue": sc_h1_continue,
+    "h1-stale-close": sc_h1_stale_close, "h1-stale-fin": sc_h1_stale_fin,
+    "h1-stale-rst": sc_h1_stale_rst, "h1-hangup": sc_h1_hangup, "h1-short": sc_h1_short,
+    "h1-short-chunked": sc_h1_short_chunked, "h1-short-head": sc_h1_short_head,
+    "h1-slowread": sc_echo, "h1-early": sc_h1_early,
 }
 
 
@@ -336,15 +518,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
-        if self.path == "/_reset":
-            reset()
-            self.answer(200, b"{}")
-            return
         parts = urlsplit(self.path)
         m = PATH_RE.match(parts.path)
-        if not m:
-            self.answer(404, b'{"message":"unknown path"}')
+        if self.path == "/_reset" or not m:
+            read_body(self, n)
+            if self.path == "/_reset":
+                reset()
+                self.answer(200, b"{}")
+            else:
+                self.answer(404, b'{"message":"unknown path"}')
             return
         fname = unquote(m.group(1))
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
@@ -358,17 +540,27 @@ class Handler(BaseHTTPRequestHandler):
         else:
             name = fname
         rid = str(uuid.uuid4())
+        # Counted before the body is read: a request whose body never arrives whole counts too.
         with LOCK:
             if not self.counted:  # connections that carried Invoke calls (not /_stats)
                 self.counted = True
                 STATE["connections"] += 1
             STATE["total"] += 1
             STATE["requests"][name] = STATE["requests"].get(name, 0) + 1
-            STATE["last"][name] = {
+            last = STATE["last"][name] = {
                 "invocationType": self.headers.get("X-Amz-Invocation-Type"),
                 "qualifier": qualifier, "rawPath": self.path, "region": region,
-                "bodyLength": len(body), "requestId": rid,
+                "bodyLength": 0, "requestId": rid,
             }
+        try:
+            body = BODY_READERS.get(name, read_body)(self, n)
+        except OSError:
+            body = b""
+        with LOCK:
+            last["bodyLength"] = len(body)
+        if len(body) < n:  # the client closed the connection in the middle of the body
+            self.close_connection = True
+            return
         why = verify(self, body, region)
         if why:
             with LOCK:

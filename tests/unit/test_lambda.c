@@ -221,7 +221,7 @@ static const char *const allow_list[] = {
     "echo",   "inspect",     "missing", "throttle-*",    "flaky500", "down500",     "ran502",
     "fn*",    "slow",        "sleepy",  "badjson-error", "garbage",  "wrongstatus", "badheader",
     "huge",   "longversion", "denied",  "badcontent",    "toolarge", "conflict",    "typeinbody",
-    "orders", "partial",     "pinned",  "versioned:7",
+    "orders", "partial",     "pinned",  "versioned:7",   "h1-*",
 };
 
 static struct lgw_lambda_options base_options(void)
@@ -1121,6 +1121,309 @@ static void test_drain_waits_then_refuses(void **state)
     lambda_free(d);
 }
 
+/* ---- tests: HTTP/1.1 spoken by the lane (plain-HTTP endpoints) ----
+ *
+ * The h1-* scenarios of the fake write their answers on the socket themselves, in pieces with
+ * pauses between them, so the lane's own HTTP/1.1 client reads them over real connections as
+ * they come. Each test makes a dispatcher of its own: its connections are all new, so the fake's
+ * connection count and the dispatcher's are exact. */
+
+/* One lane (when the lanes are driven there are DRIVERS of them, but the calls of one thread
+ * keep to one lane), and a default timeout of 5 s, so an answer the client never finishes
+ * reading fails the test instead of stalling it for Lambda's 15 minutes. */
+static struct lgw_dispatcher *h1_new(void)
+{
+    struct lgw_lambda_options o = base_options();
+    struct lgw_error e;
+    struct lgw_dispatcher *d;
+
+    o.lanes = 1;
+    o.default_timeout_ms = 5000;
+    lgw_error_init(&e);
+    d = lambda_new(NULL, 0, &o, &e);
+    if (!d)
+        fprintf(stderr, "lgw_lambda_new: %s\n", e.message);
+    assert_non_null(d);
+    return d;
+}
+
+/* A JSON string of len bytes (len >= 4) whose text varies all along (a shifted or dropped
+ * piece shows), NUL-terminated: the caller frees it. */
+static char *json_text(size_t len, unsigned seed)
+{
+    static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 -_.";
+    char *p = malloc(len + 1);
+    uint32_t x = seed * 2654435761u + 1;
+
+    assert_non_null(p);
+    p[0] = '[';
+    p[1] = '"';
+    for (size_t i = 2; i < len - 2; i++) {
+        x = x * 1103515245u + 12345u;
+        p[i] = set[(x >> 16) % (sizeof(set) - 1)];
+    }
+    p[len - 2] = '"';
+    p[len - 1] = ']';
+    p[len] = '\0';
+    return p;
+}
+
+/* Calls function on d with payload and asserts that the answer is that payload, byte for byte,
+ * from the version the fake names. */
+static void assert_echoed(struct lgw_dispatcher *d, const char *function, const char *payload)
+{
+    struct lgw_invocation inv;
+    size_t len = strlen(payload);
+
+    if (call_on(d, &inv, function, payload) != LGW_OK)
+        fprintf(stderr, "%s: got %s: %s\n", function, lgw_errc_name(inv.err.code), inv.err.message);
+    assert_int_equal(inv.err.code, LGW_OK);
+    assert_non_null(inv.result);
+    assert_int_equal(inv.result_len, len);
+    assert_memory_equal(inv.result, payload, len);
+    assert_string_equal(inv.executed_version, "$LATEST");
+    lgw_invocation_release(&inv);
+}
+
+static void test_h1_chunked_answer(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    struct lgw_lambda_stats st;
+    char *big = json_text(100 * 1024 + 17, 1);
+    json_t *last;
+    struct lgw_invocation inv;
+
+    (void)state;
+    /* 100 KiB back in chunks of 1 byte to over 32 KiB, size lines, data and CRLFs sent apart with
+     * pauses, one size with an extension, a trailer at the end. */
+    assert_echoed(d, "h1-chunked", big);
+    /* The request id comes from the answer's headers. */
+    assert_int_equal(call_on(d, &inv, "h1-chunked", "{\"n\":2}"), LGW_OK);
+    assert_string_equal(inv.result, "{\"n\":2}");
+    last = fake_last("h1-chunked");
+    assert_string_equal(inv.request_id, json_string_value(json_object_get(last, "requestId")));
+    json_decref(last);
+    lgw_invocation_release(&inv);
+    /* A chunked answer ends where its last chunk and trailers say: the connection carried the
+     * second call too. */
+    assert_int_equal(fake_requests("h1-chunked"), 2);
+    assert_int_equal(stat_int("connections"), 1);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.connections, 1);
+    lambda_free(d);
+    free(big);
+}
+
+static void test_h1_answer_delimited_by_the_close(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    struct lgw_lambda_stats st;
+    char *body = json_text(40000, 2);
+
+    (void)state;
+    /* HTTP/1.1 with neither Content-Length nor chunked: the body is all that comes before the
+     * close, in two sends. */
+    assert_echoed(d, "h1-eof", body);
+    assert_int_equal(stat_int("connections"), 1);
+    /* That connection is gone: the next call opens another and works. */
+    assert_echoed(d, "echo", "{\"after\":\"close\"}");
+    assert_int_equal(stat_int("connections"), 2);
+    assert_echoed(d, "h1-eof", "{\"again\":true}");
+    assert_int_equal(stat_int("connections"), 2); /* the echo's connection was kept */
+    assert_echoed(d, "echo", "{}");
+    assert_int_equal(stat_int("connections"), 3);
+    assert_int_equal(fake_requests("h1-eof"), 2);
+    assert_int_equal(fake_requests("echo"), 2);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.attempts, 4);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.connections, 3);
+    lambda_free(d);
+    free(body);
+}
+
+static void test_h1_answer_in_tiny_pieces(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    char *body = json_text(301, 3);
+
+    (void)state;
+    /* Status line, headers and body one byte per send (Content-Length), then a chunked answer
+     * in sends of 1 to 3 bytes (size lines and CRLFs split), on the same connection. */
+    assert_echoed(d, "h1-trickle", body);
+    assert_echoed(d, "h1-trickle-chunked", body);
+    assert_echoed(d, "h1-trickle", "{}");
+    assert_int_equal(fake_requests("h1-trickle"), 2);
+    assert_int_equal(fake_requests("h1-trickle-chunked"), 1);
+    assert_int_equal(stat_int("connections"), 1);
+    lambda_free(d);
+    free(body);
+}
+
+static void test_h1_interim_answers(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+
+    (void)state;
+    /* 100 Continue (carrying X-Amz-Function-Error and another version, which must not count),
+     * 103 Early Hints, then the 200: the result is the 200's, a success, at $LATEST. */
+    assert_echoed(d, "h1-continue", "{\"interim\":[100,103]}");
+    assert_echoed(d, "h1-continue", "{}");
+    assert_int_equal(fake_requests("h1-continue"), 2);
+    assert_int_equal(stat_int("connections"), 1);
+    lambda_free(d);
+}
+
+static void test_h1_stale_kept_connection(void **state)
+{
+    static const struct {
+        const char *fn;
+        int pause_ms; /* between the two calls */
+    } cases[] = {
+        /* closed right after the answer: noticed while idle, or as the next call starts */
+        {"h1-stale-close", 0},
+        {"h1-stale-close", 200},
+        /* closed as the next request arrives: it meets the end of the connection (FIN) */
+        {"h1-stale-fin", 0},
+        /* reset as the next request arrives, the request unread (RST) */
+        {"h1-stale-rst", 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct lgw_dispatcher *d = h1_new();
+        struct lgw_lambda_stats st;
+
+        fake_reset();
+        /* A normal answer, no Connection: close: the client keeps the connection. */
+        assert_echoed(d, cases[i].fn, "{\"first\":1}");
+        if (cases[i].pause_ms)
+            nanosleep(&(struct timespec){0, cases[i].pause_ms * 1000000L}, NULL);
+        /* The next call on the same lane gets a working connection, with no error, and the
+         * function ran once. */
+        assert_echoed(d, "echo", "{\"second\":2}");
+        if (fake_requests("echo") != 1)
+            fprintf(stderr, "%s (pause %d ms): echo ran %ld times\n", cases[i].fn,
+                    cases[i].pause_ms, fake_requests("echo"));
+        assert_int_equal(fake_requests("echo"), 1);
+        assert_int_equal(fake_requests(cases[i].fn), 1);
+        assert_int_equal(stat_int("connections"), 2);
+        lgw_lambda_stats(d, &st);
+        assert_int_equal(st.attempts, 2); /* the replacement of a dropped one is no attempt */
+        assert_int_equal(st.retries, 0);
+        assert_int_equal(st.connections, 2);
+        lambda_free(d);
+    }
+}
+
+static void test_h1_no_answer_at_all(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    struct lgw_lambda_stats st;
+    struct lgw_invocation inv;
+
+    (void)state;
+    /* On a fresh connection the server reads the request and closes without a byte: the
+     * function may have run, so the call fails at once. */
+    assert_int_equal(call_on(d, &inv, "h1-hangup", "{}"), LGW_ECLIENT);
+    assert_error(&inv, LGW_ECLIENT, 502, 500, NULL);
+    assert_non_null(strstr(inv.err.message, "broke before an answer"));
+    assert_non_null(strstr(inv.err.message, "not retried"));
+    assert_null(inv.result);
+    lgw_invocation_release(&inv);
+    assert_int_equal(fake_requests("h1-hangup"), 1);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.attempts, 1);
+    assert_int_equal(st.retries, 0);
+    assert_int_equal(st.connections, 1);
+
+    /* On a kept connection the same close looks like the server dropping it idle: the request
+     * goes once more over a fresh connection (as curl does), and no more than once. */
+    assert_echoed(d, "echo", "{}");
+    assert_int_equal(call_on(d, &inv, "h1-hangup", "{}"), LGW_ECLIENT);
+    assert_non_null(strstr(inv.err.message, "broke before an answer"));
+    lgw_invocation_release(&inv);
+    assert_int_equal(fake_requests("h1-hangup"), 3);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.attempts, 3);
+    assert_int_equal(st.connections, 3);
+    lambda_free(d);
+}
+
+static void test_h1_answer_cut_short(void **state)
+{
+    static const struct {
+        const char *fn, *where;
+    } cases[] = {
+        {"h1-short", "body"},         /* Content-Length: 100, 10 bytes, the close */
+        {"h1-short-chunked", "body"}, /* a chunk of 0x64 bytes, 10 of them, the close */
+        {"h1-short-head", "headers"}, /* the close in the middle of a header line */
+    };
+    struct lgw_dispatcher *d = h1_new();
+    struct lgw_invocation inv;
+    char what[64];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(call_on(d, &inv, cases[i].fn, "{}"), LGW_ECLIENT);
+        assert_error(&inv, LGW_ECLIENT, 502, 500, NULL);
+        assert_non_null(strstr(inv.err.message, "malformed answer from Lambda"));
+        snprintf(what, sizeof(what), "before the answer's %s ended", cases[i].where);
+        assert_non_null(strstr(inv.err.message, what));
+        assert_null(inv.result);
+        lgw_invocation_release(&inv);
+        /* Part of an answer came: the function ran, never sent again. */
+        assert_int_equal(fake_requests(cases[i].fn), 1);
+    }
+    lambda_free(d);
+}
+
+static void test_h1_large_request_body(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    size_t len = LGW_SYNC_PAYLOAD_MAX - 1000;
+    char *body = json_text(len, 4);
+    json_t *last;
+
+    (void)state;
+    /* Far more than the sockets hold: the request goes out in many writes, the lane waiting
+     * for room between them; the echo shows every byte arrived in order. */
+    assert_echoed(d, "echo", body);
+    last = fake_last("echo");
+    assert_int_equal(json_integer_value(json_object_get(last, "bodyLength")), len);
+    json_decref(last);
+    /* The same, read by the fake 16 KiB at a time with pauses: the writes wait on it often. */
+    body[len / 2] = 'X';
+    assert_echoed(d, "h1-slowread", body);
+    assert_int_equal(fake_requests("echo"), 1);
+    assert_int_equal(fake_requests("h1-slowread"), 1);
+    assert_int_equal(stat_int("connections"), 1);
+    lambda_free(d);
+    free(body);
+}
+
+static void test_h1_answer_before_the_request_ended(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    size_t len = LGW_SYNC_PAYLOAD_MAX - 1000;
+    char *body = json_text(len, 5);
+    struct lgw_invocation inv;
+
+    (void)state;
+    /* The fake answers 413 as soon as it has the headers, before reading a byte of the 6 MiB
+     * body (more than the sockets hold, so the lane is still writing it), keeps the connection
+     * and reads the body after a pause. The answer is the call's; the rest of that request
+     * must not be taken for the start of the next one: the next call works. */
+    assert_int_equal(call_on(d, &inv, "h1-early", body), LGW_ETOOLARGE);
+    assert_error(&inv, LGW_ETOOLARGE, 413, 413, "RequestTooLargeException");
+    lgw_invocation_release(&inv);
+    assert_echoed(d, "echo", "{\"next\":true}");
+    assert_int_equal(fake_requests("h1-early"), 1);
+    assert_int_equal(fake_requests("echo"), 1);
+    lambda_free(d);
+    free(body);
+}
+
 /* ---- tests: configuration, signatures, secrets ---- */
 
 static void test_no_allow_list_is_refused(void **state)
@@ -1300,6 +1603,15 @@ int main(void)
         T(test_keep_alive_reuses_connections),
         T(test_concurrent_calls_do_not_queue),
         T(test_drain_waits_then_refuses),
+        T(test_h1_chunked_answer),
+        T(test_h1_answer_delimited_by_the_close),
+        T(test_h1_answer_in_tiny_pieces),
+        T(test_h1_interim_answers),
+        T(test_h1_stale_kept_connection),
+        T(test_h1_no_answer_at_all),
+        T(test_h1_answer_cut_short),
+        T(test_h1_large_request_body),
+        T(test_h1_answer_before_the_request_ended),
         T(test_no_allow_list_is_refused),
         T(test_bad_configuration_is_refused),
         T(test_functions_list),
