@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    gcc make pkg-config git ca-certificates curl
+    gcc make pkg-config git ca-certificates curl openssl
     libmicrohttpd-dev libcurl4-openssl-dev libssl-dev libjansson-dev libcmocka-dev
     python3-yaml python3-jsonschema chromium
     clang-format

@@ -14,6 +14,10 @@ Request ids differ from call to call, so bodies are compared with every id repla
 after checking that the ids agree with each other (X-Request-Id, the error's requestId, the
 function's error payload and the timeout message all name the id the function ran under).
 Where the modes must differ, the test says why.
+
+"lambda-tls" is lambda mode again, but reaching the upstream over TLS (https://localhost:PORT,
+tests/fake/tls_front.py in front of it with a certificate made for the test, trusted through
+AWS_CA_BUNDLE): every shared test then also runs over the gateway's own TLS client.
 """
 import concurrent.futures
 import json
@@ -46,12 +50,41 @@ FUNCTIONS = {
 }
 
 
+FAKE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fake")
+
+
+def make_cert(directory, names="IP:127.0.0.1,DNS:localhost"):
+    """A self-signed certificate for the given subjectAltNames: (cert path, key path)."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "2", "-subj", "/CN=lgw-test", "-addext",
+                    f"subjectAltName={names}"], check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+class Helper:
+    """tests/fake/tls_front.py running; gone when its stdin closes."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen(["/usr/bin/python3", os.path.join(FAKE_DIR, "tls_front.py"),
+                                      *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        line = self.proc.stdout.readline().decode()
+        assert line.startswith("PORT "), line
+        self.port = int(line.split()[1])
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=10)
+
+
 class Mode:
     """The gateway a test talks to, plus what else runs for it."""
 
     def __init__(self, name):
         self.name = name
         self.upstream = None
+        self.front = None
         self.tmp = tempfile.TemporaryDirectory(prefix="lgw-one-")
         if name == "local":
             self.gw = Gateway(config={"functions": FUNCTIONS})
@@ -61,16 +94,25 @@ class Mode:
             self._start_front()
         except BaseException:
             self.upstream.stop()
+            if self.front:
+                self.front.stop()
             raise
 
     def _start_front(self):
+        endpoint, extra = f"http://127.0.0.1:{self.upstream.port}", {}
+        if self.name == "lambda-tls":
+            cert, key = make_cert(self.tmp.name)
+            self.front = Helper("--upstream", str(self.upstream.port), "--cert", cert,
+                                "--key", key)
+            endpoint, extra = f"https://localhost:{self.front.port}", {"AWS_CA_BUNDLE": cert}
         env = {
             "AWS_ACCESS_KEY_ID": KEY_ID,
             "AWS_SECRET_ACCESS_KEY": SECRET,
             "AWS_REGION": REGION,
-            "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{self.upstream.port}",
+            "AWS_ENDPOINT_URL_LAMBDA": endpoint,
             "AWS_EC2_METADATA_DISABLED": "true",
             "HOME": self.tmp.name,  # no ~/.aws of the machine's
+            **extra,
         }
         config = {
             "mode": "lambda",
@@ -95,10 +137,12 @@ class Mode:
         finally:
             if self.upstream:
                 self.upstream.check_clean_exit()
+            if self.front:
+                self.front.stop()
             self.tmp.cleanup()
 
 
-@pytest.fixture(scope="module", params=["local", "lambda"])
+@pytest.fixture(scope="module", params=["local", "lambda", "lambda-tls"])
 def mode(request):
     m = Mode(request.param)
     yield m
@@ -302,6 +346,80 @@ def test_lambda_mode_allow_list(mode):
         "LambdaClientError", "function 'config' is not in the gateway's allow-list", "config",
         awsErrorType="AccessDeniedException"))
     assert "/functions/config/" not in mode.upstream.stderr()
+
+
+# ---- lambda mode over TLS: what only TLS has ----
+
+
+def tls_gateway(start_gateway, tmp, upstream_port, endpoint_host, ca, extra_env=None):
+    env = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET, "AWS_REGION": REGION,
+           "AWS_EC2_METADATA_DISABLED": "true", "HOME": tmp,
+           "AWS_ENDPOINT_URL_LAMBDA": f"https://{endpoint_host}:{upstream_port}"}
+    if ca:
+        env["AWS_CA_BUNDLE"] = ca
+    env.update(extra_env or {})
+    return start_gateway(config={"mode": "lambda", "allow": ["echo"]}, env=env)
+
+
+@pytest.fixture
+def tls_upstream(tmp_path):
+    upstream = Gateway(config={"access_keys": {KEY_ID: SECRET}})
+    cert, key = make_cert(str(tmp_path))
+    front = Helper("--upstream", str(upstream.port), "--cert", cert, "--key", key)
+    yield upstream, front, cert
+    front.stop()
+    upstream.stop()
+
+
+def test_tls_certificate_not_trusted_or_not_naming_the_host(start_gateway, tls_upstream,
+                                                            tmp_path):
+    upstream, front, cert = tls_upstream
+    # Not in the trusted set (the system's store, no AWS_CA_BUNDLE): refused, not retried, and
+    # the request never reaches the upstream.
+    gw = tls_gateway(start_gateway, str(tmp_path), front.port, "localhost", None)
+    status, _, data = gw.post("/invoke/echo", b'{"a":1}')
+    err = json.loads(data)["error"]
+    assert status == 502 and err["type"] == "LambdaClientError", data
+    assert "certificate of localhost was not accepted" in err["message"], err
+    # Trusted, but made for other names than the one connected to.
+    other = tmp_path / "other"
+    other.mkdir()
+    ocert, okey = make_cert(str(other), "DNS:elsewhere.example")
+    ofront = Helper("--upstream", str(upstream.port), "--cert", ocert, "--key", okey)
+    try:
+        gw2 = tls_gateway(start_gateway, str(tmp_path), ofront.port, "localhost", ocert)
+        status, _, data = gw2.post("/invoke/echo", b'{"a":1}')
+        err = json.loads(data)["error"]
+        assert status == 502 and "was not accepted" in err["message"], data
+        assert "hostname mismatch" in err["message"], err
+    finally:
+        ofront.stop()
+    assert "/functions/echo/" not in upstream.stderr()
+    # A CA bundle that is not there: the gateway refuses to start, naming it.
+    err = start_fails({"mode": "lambda", "allow": ["echo"]},
+                      {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
+                       "AWS_REGION": REGION, "AWS_CA_BUNDLE": "/nonexistent/ca.pem",
+                       "AWS_ENDPOINT_URL_LAMBDA": "https://localhost:1"})
+    assert "/nonexistent/ca.pem" in err and "AWS_CA_BUNDLE" in err, err
+
+
+def test_tls_through_an_https_proxy_and_kept_alive(start_gateway, tls_upstream, tmp_path):
+    upstream, front, cert = tls_upstream
+    log = tmp_path / "proxy.log"
+    proxy = Helper("--connect-proxy", "--log", str(log))
+    try:
+        gw = tls_gateway(start_gateway, str(tmp_path), front.port, "localhost", cert,
+                         {"https_proxy": f"http://127.0.0.1:{proxy.port}",
+                          "http_proxy": "http://127.0.0.1:1",  # not the one for https
+                          "LGW_HTTP_THREADS": "1"})  # one thread: one pool of connections
+        for i in range(5):
+            status, _, data = gw.post("/invoke/echo", json.dumps({"i": i}).encode())
+            assert (status, json.loads(data)) == (200, {"i": i})
+        # One tunnel to the endpoint's host and port carried all five calls (kept alive).
+        assert log.read_text().splitlines() == [f"CONNECT localhost:{front.port}"]
+        assert upstream.stderr().count('"path":"/2015-03-31/functions/echo/') == 5
+    finally:
+        proxy.stop()
 
 
 # ---- lambda mode start-up: no local counterpart ----
