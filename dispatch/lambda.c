@@ -2,14 +2,14 @@
  * lambda.c - the lambda dispatcher (see lambda.h for what it sends and how answers map).
  *
  * Threads: callers (the HTTP threads) validate, map the name, build the URL and hash the body,
- * then sign the call and start its transfer themselves, on the lane (see struct lane) their
- * thread keeps to: under the lane's lock they add an easy handle to the lane's multi and run
- * curl_multi_socket_action(), which writes the request out on a kept-alive connection at once.
+ * then sign the call and start it themselves, on the lane (see struct lane) their thread keeps
+ * to: under the lane's lock they take a kept-alive connection of the lane's and write the
+ * request on it at once (or have curl open one: see "connections" below).
  * The lane's driver (its own thread, or in the server the HTTP thread's event loop: `driven`)
- * waits in epoll for the lane's sockets, curl's timer and the retry timers; it reads the
- * answers, schedules retries and signs them, and calls `done`. `done` always runs with no lane
- * lock held. Admission (the in-flight count and the draining flag) is lock-free but for the
- * count's last step to 0, which drain waits for.
+ * waits in epoll for the lane's sockets, curl's timer (connecting) and the deadlines and retry
+ * timers; it reads the answers, schedules retries and signs them, and calls `done`. `done` always
+ * runs with no lane lock held. Admission (the in-flight count and the draining flag) is lock-free
+ * but for the count's last step to 0, which drain waits for.
  *
  * Memory: a call borrows the request (inv->payload, the event) from the caller, who keeps it
  * valid until done; it owns the URL, the serialized event when there was no payload, and the
@@ -151,10 +151,11 @@ struct call {
 };
 
 /*
- * A lane: one curl multi handle driven with curl_multi_socket_action() over its own epoll set,
- * and one thread that waits for its sockets. The calling thread (an HTTP thread) signs its call
- * and starts the transfer itself under the lane's lock, so the request is on the wire before
- * the call returns; the lane thread only wakes for answers, curl's timers and retries. There
+ * A lane: its connections, one epoll set for them, a curl multi handle (driven with
+ * curl_multi_socket_action() over the same set) that opens new ones, and one thread that waits
+ * for its sockets (unless an HTTP loop drives it). The calling thread (an HTTP thread) signs its
+ * call and starts it itself under the lane's lock, so the request is on the wire before the
+ * call returns; the lane's driver only wakes for answers, connects, deadlines and retries. There
  * is one lane per CPU by default and each caller thread keeps to one lane, so callers on
  * different CPUs never share a lock or a connection pool.
  */
@@ -1262,19 +1263,19 @@ static int on_close(void *clientp, curl_socket_t s)
     return close(s);
 }
 
-/* ---- plain-HTTP endpoints: HTTP/1.1 spoken by the lane itself ----
+/* ---- connections: HTTP/1.1 (and TLS) spoken by the lane itself ----
  *
- * For an http:// endpoint the lane does not run a curl transfer per call: curl only opens the
- * connection (name lookup, connect timeout, a proxy tunnel when the environment names one,
- * through a connect-only transfer), hands over its socket, and the lane writes the request and
- * reads the answer (dispatch/http1.c) on that socket itself. A connection is kept after an
- * answer that allows it, in the lane's idle list for its endpoint, and taken again by the next
- * call to that endpoint, last used first. A kept connection that the server closed meanwhile is
- * noticed by its event and closed; one that closes as a call starts on it, before any byte of
- * the answer, is replaced by a fresh one once (as curl does), since the server dropped it idle.
- * https:// endpoints keep curl's transfers (the code above): TLS stays with curl.
- * Every attempt on a connection has a deadline in the lane's deadline list (sorted; attempts
- * mostly share a timeout, so an insertion walks back from the tail a step or two).
+ * The lane does not run a curl transfer per call: curl only opens each connection (name lookup,
+ * connect timeout, a proxy tunnel when the environment names one, through a connect-only
+ * transfer to http://host:port/) and hands its socket over; the lane then runs TLS over it for
+ * an https:// endpoint (OpenSSL, tls_setup), writes the request and reads the answer
+ * (dispatch/http1.c) itself. A connection is kept after an answer that allows it, in the lane's
+ * idle list for its endpoint, and taken again by the next call to that endpoint, last used
+ * first. A kept connection that the server closed meanwhile is noticed by its event and closed;
+ * one that closes as a call starts on it, before any byte of the answer, is replaced by a fresh
+ * one once (as curl does), since the server dropped it idle.
+ * Every attempt has a deadline in the lane's deadline list (sorted; attempts mostly share a
+ * timeout, so an insertion walks back from the tail a step or two).
  */
 struct conn {
     int fd;
@@ -1290,7 +1291,7 @@ struct conn {
     const char *body;         /* the part of the request after head (a large body, borrowed) */
     size_t body_len;
     char tls_err[160]; /* OpenSSL's reason for the last TLS failure */
-    char *head;        /* the request line and headers (signature included: wiped) */
+    char *head; /* the request line and headers, and a small body (signature included: wiped) */
     size_t head_len, head_cap, off;
     struct lgw_http1_parser p;
 };

@@ -3,10 +3,12 @@
  * SigV4, and answers through struct lgw_invocation exactly as the local dispatcher does, so the
  * faces cannot tell the modes apart.
  *
- * Transport: lanes, each a libcurl multi handle driven with curl_multi_socket_action() over an
- * epoll set, with its own pool of kept-alive connections (one lane per CPU by default, or one
- * per HTTP thread in the server). dispatch()/dispatch_async()/check() validate, build and sign
- * the request and start its transfer on the calling thread's lane, which writes it out at once;
+ * Transport: lanes, each an epoll set with its own pool of kept-alive connections (one lane per
+ * CPU by default, or one per HTTP thread in the server). libcurl opens the connections (a
+ * connect-only transfer on the lane's multi handle); HTTP/1.1 and, for https://, TLS (OpenSSL,
+ * verified against AWS_CA_BUNDLE / the profile's ca_bundle, else the system's store) are the
+ * lane's own. dispatch()/dispatch_async()/check() validate, build and sign the request and
+ * start it on the calling thread's lane, which writes it out at once;
  * they never wait on the network. The answer is read by whoever drives the lane: its own thread,
  * or with `driven` the caller's event loop through the loop_* operations (dispatcher.h). `done`
  * is called there, or before the operation returns (a refusal made without calling AWS, or an
@@ -16,7 +18,8 @@
  * X-Amz-Invocation-Type (RequestResponse, Event, or DryRun for check()), X-Amz-Log-Type: Tail
  * when inv->log_tail, X-Amz-Client-Context (base64 of inv->client_context) and
  * Content-Type: application/json. The body is inv->payload as is, else inv->event serialized.
- * Every header sent except Expect/User-Agent/Accept is signed, the session token included.
+ * Every header sent except User-Agent/Accept/Content-Length is signed, the session token
+ * included.
  *
  * Function mapping: a configured function's `target` (a Lambda name, NAME:QUALIFIER, a partial
  * ARN or a full ARN, "" = the gateway name) is what is called; a full ARN's region picks the
@@ -67,8 +70,8 @@
  * Secrets: credentials are fetched from the provider at each attempt (it refreshes them in the
  * background) into a stack buffer that is wiped after signing; the header strings holding the
  * token and signature are wiped before they are freed. No key, token or signature is ever put
- * in a log line or an error message. (libcurl keeps its own copy of the request headers while
- * sending; that copy is outside our reach.)
+ * in a log line or an error message; the request buffer that held them is wiped once it is
+ * written.
  */
 #ifndef LGW_LAMBDA_H
 #define LGW_LAMBDA_H
