@@ -181,6 +181,16 @@ void lgw_aws_credentials_release(struct lgw_aws_credentials *c)
     OPENSSL_cleanse(c, sizeof(*c));
 }
 
+void lgw_aws_credentials_release_strings(struct lgw_aws_credentials *c)
+{
+    if (!c)
+        return;
+    OPENSSL_cleanse(c->access_key_id, strnlen(c->access_key_id, sizeof(c->access_key_id)));
+    OPENSSL_cleanse(c->secret_access_key,
+                    strnlen(c->secret_access_key, sizeof(c->secret_access_key)));
+    OPENSSL_cleanse(c->session_token, strnlen(c->session_token, sizeof(c->session_token)));
+}
+
 static enum lgw_errc set_creds(struct lgw_aws_credentials *c, const char *what, const char *akid,
                                const char *secret, const char *token, struct lgw_error *err)
 {
@@ -1385,6 +1395,17 @@ out:
     return rc;
 }
 
+/* Copies the strings (and what they end at) and the other fields: the bytes after each string's
+ * NUL are not touched, so a copy costs what the credentials are long, not the struct's 8 KB. */
+static void creds_copy(struct lgw_aws_credentials *out, const struct lgw_aws_credentials *in)
+{
+    memcpy(out->access_key_id, in->access_key_id, strlen(in->access_key_id) + 1);
+    memcpy(out->secret_access_key, in->secret_access_key, strlen(in->secret_access_key) + 1);
+    memcpy(out->session_token, in->session_token, strlen(in->session_token) + 1);
+    out->expiration_ms = in->expiration_ms;
+    out->source = in->source;
+}
+
 static enum lgw_errc get_creds(struct lgw_credentials_provider *p, struct lgw_aws_credentials *out,
                                struct lgw_error *err, bool wait)
 {
@@ -1404,7 +1425,7 @@ static enum lgw_errc get_creds(struct lgw_credentials_provider *p, struct lgw_aw
             !p->refreshing && p->last_failed && now - p->last_fail_ms < p->retry_min_ms;
 
         if (p->cur.access_key_id[0] && (p->cur.expiration_ms == 0 || now < p->cur.expiration_ms)) {
-            *out = p->cur;
+            creds_copy(out, &p->cur);
             break;
         }
         format_time(p->cur.expiration_ms, when, sizeof(when));

@@ -80,6 +80,10 @@ struct lgw_aws_credentials {
 /* Wipes every field. Accepts NULL. */
 void lgw_aws_credentials_release(struct lgw_aws_credentials *c);
 
+/* Wipes the three strings up to their NUL (a struct that only lgw_credentials_get() filled holds
+ * no secret byte past them): the cheap release for a call's stack copy. Accepts NULL. */
+void lgw_aws_credentials_release_strings(struct lgw_aws_credentials *c);
+
 /* Tuning, mostly for tests; zero fields take the defaults shown. */
 struct lgw_credentials_options {
     const struct lgw_aws_env *env; /* NULL: the process environment */

@@ -809,8 +809,8 @@ static bool attempt_sign(struct lambda *d, struct call *c)
     bool ok = false;
 
     lgw_error_init(&e);
-    memset(&cr, 0, sizeof(cr));
-    memset(&sig, 0, sizeof(sig));
+    cr.access_key_id[0] = cr.secret_access_key[0] = cr.session_token[0] = '\0';
+    sig.authorization[0] = sig.signature[0] = '\0';
     memset(&cfg, 0, sizeof(cfg));
     answer_reset(&c->ans);
     c->errbuf[0] = '\0';
@@ -869,8 +869,9 @@ static bool attempt_sign(struct lambda *d, struct call *c)
     }
     ok = true;
 out:
-    lgw_aws_credentials_release(&cr);
-    OPENSSL_cleanse(&sig, sizeof(sig));
+    lgw_aws_credentials_release_strings(&cr); /* only lgw_credentials_get filled it */
+    OPENSSL_cleanse(sig.authorization, strnlen(sig.authorization, sizeof(sig.authorization)));
+    OPENSSL_cleanse(sig.signature, sizeof(sig.signature));
     OPENSSL_cleanse(&cfg, sizeof(cfg));
     lgw_error_release(&e);
     return ok;

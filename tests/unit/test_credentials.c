@@ -1155,6 +1155,24 @@ static void test_static_provider(void **state)
     lgw_aws_credentials_release(&c);
     lgw_credentials_provider_free(p);
     p = NULL;
+    /* A get copies only the strings (the bytes after them are left as they were), and
+     * release_strings wipes exactly those. */
+    assert_int_equal(lgw_credentials_provider_new_static("AKIDX", "secret/xyz", "tok+en", &p, &err),
+                     LGW_OK);
+    memset(&c, 'Z', sizeof(c));
+    assert_int_equal(lgw_credentials_get(p, &c, &err), LGW_OK);
+    assert_creds(&c, "AKIDX", "secret/xyz", "tok+en", "static");
+    assert_int_equal(c.secret_access_key[11], 'Z');
+    lgw_aws_credentials_release_strings(&c);
+    for (size_t i = 0; i <= 10; i++)
+        assert_int_equal(c.secret_access_key[i], 0);
+    for (size_t i = 0; i <= 6; i++)
+        assert_int_equal(c.session_token[i], 0);
+    for (size_t i = 0; i <= 5; i++)
+        assert_int_equal(c.access_key_id[i], 0);
+    lgw_aws_credentials_release_strings(NULL);
+    lgw_credentials_provider_free(p);
+    p = NULL;
     assert_int_equal(lgw_credentials_provider_new_static("AK", "", NULL, &p, &err), LGW_EINTERNAL);
     assert_null(p);
     lgw_credentials_provider_free(NULL);
