@@ -61,7 +61,6 @@
 #define QUALIFIER_ENC_MAX (LGW_QUALIFIER_MAX * 3) /* "$" -> "%24" */
 #define PATH_CAP (LGW_AWS_ENDPOINT_MAX + sizeof(API_PATH) + FNAME_ENC_MAX + sizeof(API_SUFFIX))
 #define QUERY_CAP (sizeof("Qualifier=") + QUALIFIER_ENC_MAX)
-#define URL_CAP (PATH_CAP + QUERY_CAP + 1)
 #define CLIENT_CONTEXT_B64_MAX 3583 /* Lambda's limit on X-Amz-Client-Context */
 #define FUNCTION_ERROR_MAX 64
 #define POLL_MAX_MS 1000    /* a lane wakes at least this often (a safety net, not a need) */
@@ -119,14 +118,13 @@ struct call {
     void *done_arg;
     const struct endpoint *ep;
     char function[LGW_FUNCTION_NAME_MAX + 1]; /* for log lines */
-    char url[URL_CAP];
     char path[PATH_CAP];
     char query[QUERY_CAP];
     const char *body; /* borrowed (inv->payload) or owned_body */
     size_t body_len;
     char *owned_body;
     char payload_hash[LGW_SIGV4_HEX_LEN + 1];
-    char client_context[CLIENT_CONTEXT_B64_MAX + 1]; /* base64; "" = none */
+    char *client_context; /* base64, owned; NULL = none */
     bool log_tail;
     long attempt_timeout_ms;
     unsigned attempts;
@@ -691,6 +689,7 @@ static void call_free(struct call *c)
     answer_reset(&c->ans);
     free(c->ans.body);
     free(c->owned_body);
+    free(c->client_context);
     free(c);
 }
 
@@ -834,7 +833,7 @@ static bool attempt_sign(struct lambda *d, struct call *c)
     sh[nsh++] = (struct lgw_sigv4_header){"X-Amz-Invocation-Type", itype};
     if (c->log_tail)
         sh[nsh++] = (struct lgw_sigv4_header){"X-Amz-Log-Type", "Tail"};
-    if (c->client_context[0])
+    if (c->client_context)
         sh[nsh++] = (struct lgw_sigv4_header){"X-Amz-Client-Context", c->client_context};
     cfg = (struct lgw_sigv4_config){
         .creds = {cr.access_key_id, cr.secret_access_key, cr.session_token},
@@ -2254,8 +2253,6 @@ static struct call *prepare(struct lambda *d, struct lgw_invocation *inv, enum l
     }
     snprintf(c->path, sizeof(c->path), "%s" API_PATH "%s" API_SUFFIX,
              c->ep->base + c->ep->prefix_at, t ? t->fname_enc : fname);
-    snprintf(c->url, sizeof(c->url), "%s" API_PATH "%s" API_SUFFIX "%s%s", c->ep->base,
-             t ? t->fname_enc : fname, *q ? "?" : "", c->query);
     if (type != LGW_INVOKE_DRYRUN) {
         if (inv->payload) {
             c->body = inv->payload;
@@ -2283,6 +2280,8 @@ static struct call *prepare(struct lambda *d, struct lgw_invocation *inv, enum l
                               CLIENT_CONTEXT_B64_MAX);
                 goto fail;
             }
+            if (!(c->client_context = malloc(4 * ((n + 2) / 3) + 1)))
+                goto nomem;
             EVP_EncodeBlock((unsigned char *)c->client_context,
                             (const unsigned char *)inv->client_context, (int)n);
         }
