@@ -177,6 +177,7 @@ struct lane {
     size_t nfds;
     uint64_t rng;
     struct conn **idle;             /* per endpoint: kept-alive connections, last used first */
+    struct conn **idle_tail;        /* ... and the one idle longest */
     struct call *dl_head, *dl_tail; /* attempts on connections, by deadline_us */
     char rbuf[READ_CHUNK];
 };
@@ -208,7 +209,7 @@ struct lambda {
     pthread_cond_t idle;
     bool drained;
 
-    atomic_uint_fast64_t n_calls, n_attempts, n_retries, n_denied, n_connections;
+    atomic_uint_fast64_t n_calls, n_attempts, n_retries, n_denied, n_connections, n_idle;
 };
 
 static int64_t mono_us(void)
@@ -1283,6 +1284,7 @@ struct conn {
     struct call *c;           /* the attempt on it; NULL while idle */
     struct conn *prev, *next; /* in the lane's idle list for ep, while idle */
     bool reused;              /* it carried an answer before this attempt */
+    int64_t idle_since_us;    /* when it went idle (monotonic) */
     bool sent_any;            /* some of this attempt's request went out */
     bool want_out;            /* EPOLLOUT is registered: the request did not fit at once */
     int write_err;            /* errno of a failed write: an answer may still be read */
@@ -1339,7 +1341,37 @@ static void idle_unlink(struct lane *l, struct conn *k)
         l->idle[k->ep] = k->next;
     if (k->next)
         k->next->prev = k->prev;
+    else if (l->idle_tail[k->ep] == k)
+        l->idle_tail[k->ep] = k->prev;
     k->prev = k->next = NULL;
+    atomic_fetch_sub(&l->d->n_idle, 1);
+}
+
+static void idle_push(struct lane *l, struct conn *k)
+{
+    k->idle_since_us = mono_us();
+    k->prev = NULL;
+    k->next = l->idle[k->ep];
+    if (k->next)
+        k->next->prev = k;
+    else
+        l->idle_tail[k->ep] = k;
+    l->idle[k->ep] = k;
+    atomic_fetch_add(&l->d->n_idle, 1);
+}
+
+static void conn_close(struct lane *l, struct conn *k);
+
+/* Lane lock held: closes the kept connections unused for idle_ms (libcurl's rule before). */
+static void idle_reap(struct lane *l, int64_t now_us)
+{
+    int64_t age = (int64_t)l->d->opt.idle_ms * 1000;
+
+    for (size_t ep = 0; ep < l->d->neps; ep++) {
+        struct conn *k;
+        while ((k = l->idle_tail[ep]) && k->idle_since_us + age <= now_us)
+            conn_close(l, k);
+    }
 }
 
 static void conn_close(struct lane *l, struct conn *k)
@@ -1653,10 +1685,7 @@ static void conn_answered(struct lane *l, struct conn *k, bool keep)
 
     if (keep && k->p.keep_alive) {
         k->reused = true;
-        k->next = l->idle[k->ep];
-        if (k->next)
-            k->next->prev = k;
-        l->idle[k->ep] = k;
+        idle_push(l, k);
     } else {
         conn_close(l, k);
     }
@@ -1942,6 +1971,10 @@ static int64_t lane_due_us(const struct lane *l)
         due = l->timers->wake_ms * 1000;
     if (l->dl_head && l->dl_head->deadline_us < due)
         due = l->dl_head->deadline_us;
+    for (size_t ep = 0; ep < l->d->neps; ep++)
+        if (l->idle_tail[ep] &&
+            l->idle_tail[ep]->idle_since_us + (int64_t)l->d->opt.idle_ms * 1000 < due)
+            due = l->idle_tail[ep]->idle_since_us + (int64_t)l->d->opt.idle_ms * 1000;
     return due;
 }
 
@@ -2009,6 +2042,7 @@ static unsigned lane_work(struct lane *l, const struct epoll_event *evs, int n)
     lane_timers(l);
     now_us = mono_us();
     conn_expire(l, now_us);
+    idle_reap(l, now_us);
     while ((c = l->timers) && c->wake_ms * 1000 <= now_us) {
         l->timers = c->next;
         c->next = NULL;
@@ -2080,7 +2114,8 @@ static int lane_init(struct lambda *d, struct lane *l)
     l->epfd = l->evfd = -1;
     l->curl_due_us = -1;
     pthread_mutex_init(&l->lock, NULL);
-    if (!(l->idle = calloc(d->neps ? d->neps : 1, sizeof(*l->idle))))
+    if (!(l->idle = calloc(d->neps ? d->neps : 1, sizeof(*l->idle))) ||
+        !(l->idle_tail = calloc(d->neps ? d->neps : 1, sizeof(*l->idle_tail))))
         return -1;
     if ((l->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 || !(l->multi = curl_multi_init()))
@@ -2120,6 +2155,7 @@ static void lane_fini(struct lane *l)
         if ((l->fds[fd].flags & FD_CONN) && !l->fds[fd].conn->c)
             conn_close(l, l->fds[fd].conn);
     free(l->idle);
+    free(l->idle_tail);
     if (l->multi)
         curl_multi_cleanup(l->multi); /* closes the kept connections through on_close */
     free(l->fds);
@@ -2441,6 +2477,7 @@ int lgw_lambda_stats(struct lgw_dispatcher *base, struct lgw_lambda_stats *out)
     out->retries = atomic_load(&d->n_retries);
     out->denied = atomic_load(&d->n_denied);
     out->connections = atomic_load(&d->n_connections);
+    out->idle_connections = atomic_load(&d->n_idle);
     out->inflight = atomic_load(&d->inflight);
     return 0;
 }
@@ -2487,6 +2524,8 @@ static enum lgw_errc apply_options(struct lambda *d, const struct lgw_lambda_opt
         o->retry_budget_ms = LGW_LAMBDA_DEFAULT_RETRY_BUDGET_MS;
     if (!o->max_inflight)
         o->max_inflight = LGW_LAMBDA_DEFAULT_MAX_INFLIGHT;
+    if (!o->idle_ms)
+        o->idle_ms = LGW_LAMBDA_DEFAULT_IDLE_MS;
     if (!o->lanes) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         o->lanes = n < 1 ? 1u : n > LANES_MAX ? LANES_MAX : (unsigned)n;
@@ -2542,7 +2581,9 @@ static enum lgw_errc tls_setup(struct lambda *d, const struct lgw_aws_env *env,
     if (!(d->tls = SSL_CTX_new(TLS_client_method())))
         return lgw_error_set(err, LGW_EINTERNAL, "cannot set up TLS");
     SSL_CTX_set_min_proto_version(d->tls, TLS1_2_VERSION);
-    SSL_CTX_set_mode(d->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* RELEASE_BUFFERS: an idle connection holds no 34 KB of record buffers */
+    SSL_CTX_set_mode(d->tls, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_options(d->tls, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_verify(d->tls, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_alpn_protos(d->tls, alpn, sizeof(alpn) - 1);

@@ -92,6 +92,7 @@
 #define LGW_LAMBDA_DEFAULT_RETRY_CAP_MS 2000u
 #define LGW_LAMBDA_DEFAULT_RETRY_BUDGET_MS 10000u
 #define LGW_LAMBDA_DEFAULT_MAX_INFLIGHT 10000u
+#define LGW_LAMBDA_DEFAULT_IDLE_MS 118000u /* libcurl's age limit for reusing a connection */
 #define LGW_LAMBDA_MAX_ATTEMPTS 10u
 /* The largest answer body read from AWS: a response payload (LGW_RESPONSE_MAX) plus room for
  * the JSON of an error; over it the call is LGW_ECLIENT. */
@@ -124,6 +125,7 @@ struct lgw_lambda_options {
     unsigned retry_cap_ms;
     unsigned retry_budget_ms;
     unsigned max_inflight; /* calls accepted and not answered; past it LGW_ETHROTTLED */
+    unsigned idle_ms;      /* a kept-alive connection unused this long is closed */
     unsigned lanes;        /* transport lanes (each with its own connections), 1..256;
                             * 0: one per online CPU */
     /* true: the lanes get no threads of their own; the caller's event loops drive them
@@ -146,12 +148,13 @@ struct lgw_dispatcher *lgw_lambda_new(const struct lgw_function_config *fns, siz
 
 /* Counters since creation, for tests and /metrics. */
 struct lgw_lambda_stats {
-    uint64_t calls;       /* accepted calls (dispatch, dispatch_async, check) */
-    uint64_t attempts;    /* HTTP requests started */
-    uint64_t retries;     /* attempts after the first */
-    uint64_t denied;      /* refused by the allow-list, never sent */
-    uint64_t inflight;    /* accepted and not yet answered */
-    uint64_t connections; /* new connections opened (the rest reused a kept-alive one) */
+    uint64_t calls;            /* accepted calls (dispatch, dispatch_async, check) */
+    uint64_t attempts;         /* HTTP requests started */
+    uint64_t retries;          /* attempts after the first */
+    uint64_t denied;           /* refused by the allow-list, never sent */
+    uint64_t inflight;         /* accepted and not yet answered */
+    uint64_t connections;      /* new connections opened (the rest reused a kept-alive one) */
+    uint64_t idle_connections; /* kept-alive connections open and unused now */
 };
 
 /* Fills *out. d must be a lambda dispatcher (returns -1 and zeroes *out otherwise). */

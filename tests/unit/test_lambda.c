@@ -1378,6 +1378,41 @@ static void test_h1_answer_cut_short(void **state)
     lambda_free(d);
 }
 
+/* A kept connection unused for idle_ms is closed by the lane itself (its timer, with no call
+ * and no event to wake it), and the next call opens a fresh one. */
+static void test_idle_connections_are_closed(void **state)
+{
+    struct lgw_lambda_options o = base_options();
+    struct lgw_lambda_stats st;
+    struct lgw_invocation inv;
+    struct lgw_dispatcher *d;
+    struct lgw_error e;
+    int64_t t0;
+
+    (void)state;
+    o.lanes = 1;
+    o.idle_ms = 300;
+    lgw_error_init(&e);
+    d = lambda_new(NULL, 0, &o, &e);
+    assert_non_null(d);
+    assert_int_equal(call_on(d, &inv, "echo", "{}"), LGW_OK);
+    lgw_invocation_release(&inv);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.connections, 1);
+    assert_int_equal(st.idle_connections, 1);
+    t0 = now_ms();
+    while (lgw_lambda_stats(d, &st) == 0 && st.idle_connections && now_ms() - t0 < 3000)
+        nanosleep(&(struct timespec){0, 10000000L}, NULL);
+    assert_int_equal(st.idle_connections, 0);
+    assert_true(now_ms() - t0 >= 250); /* not before its time */
+    assert_int_equal(call_on(d, &inv, "echo", "{}"), LGW_OK);
+    lgw_invocation_release(&inv);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.connections, 2);
+    assert_int_equal(stat_int("connections"), 2);
+    lambda_free(d);
+}
+
 static void test_h1_large_request_body(void **state)
 {
     struct lgw_dispatcher *d = h1_new();
@@ -1611,6 +1646,7 @@ int main(void)
         T(test_h1_no_answer_at_all),
         T(test_h1_answer_cut_short),
         T(test_h1_large_request_body),
+        T(test_idle_connections_are_closed),
         T(test_h1_answer_before_the_request_ended),
         T(test_no_allow_list_is_refused),
         T(test_bad_configuration_is_refused),
