@@ -142,6 +142,25 @@ bench: $(BIN) $(BENCH_BINS)
 docker-test:
 	scripts/docker-test.sh
 
+# libFuzzer on the HTTP/1.1 response parser, which reads what comes from the network (not part of
+# make test). tests/fuzz/fuzz_http1.c says how an input is read; tests/fuzz/corpus_http1/ holds the
+# seeds, build/fuzz/corpus_http1/ what the fuzzer finds, build/fuzz/ a crashing input.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -g -O1 -fno-omit-frame-pointer \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Idispatch
+
+build/fuzz/fuzz_http1: tests/fuzz/fuzz_http1.c dispatch/http1.c dispatch/http1.h
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_http1.c dispatch/http1.c
+
+.PHONY: fuzz
+fuzz: build/fuzz/fuzz_http1
+	@mkdir -p build/fuzz/corpus_http1
+	build/fuzz/fuzz_http1 -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+		-print_final_stats=1 -artifact_prefix=build/fuzz/ \
+		build/fuzz/corpus_http1 tests/fuzz/corpus_http1
+
 FORMAT_SRCS = $(shell git ls-files '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(FORMAT_SRCS)
