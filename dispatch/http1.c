@@ -199,6 +199,7 @@ static enum lgw_http1_status header_line(struct lgw_http1_parser *p, const char 
         }
         if (p->chunked && p->has_length)
             return fail(p, "both Content-Length and Transfer-Encoding");
+        lgw_http1_release(p); /* the headers are done (s is not read again) */
         p->keep_alive = !p->http10 && !p->conn_close;
         if (p->status == 204 || p->status == 304) {
             p->state = S_DONE;
@@ -276,6 +277,8 @@ enum lgw_http1_status lgw_http1_feed(struct lgw_http1_parser *p, const char *dat
                 st = fail(p, "no memory for a header line");
             } else if (r < 0) {
                 st = fail(p, "a header section longer than 100 KiB");
+            } else if (r > 0 && memchr(line, '\r', n)) {
+                st = fail(p, "a CR inside a header line");
             } else if (r > 0) {
                 if (p->state == S_STATUS)
                     st = status_line(p, line, n);
@@ -292,6 +295,8 @@ enum lgw_http1_status lgw_http1_feed(struct lgw_http1_parser *p, const char *dat
                 st = fail(p, "no memory for a chunk-size line");
             } else if (r < 0) {
                 st = fail(p, "a chunk-size line longer than 4096 bytes");
+            } else if (r > 0 && memchr(line, '\r', n)) {
+                st = fail(p, "a CR inside a chunk-size line");
             } else if (r > 0) {
                 p->chunk_line = 0;
                 st = chunk_size(p, line, n);

@@ -10,8 +10,9 @@
  *     (then lgw_http1_eof() ends it), and no body for 1xx, 204 and 304;
  *   - whether the connection may carry another request afterwards.
  * Anything else is an error with a message: not an HTTP/1.x status line, a header line with no
- * colon, a header section over LGW_HTTP1_HEADERS_MAX bytes, a bad Content-Length or chunk size,
- * two framings at once, a transfer coding other than chunked.
+ * colon or with a CR inside (a line may end in CRLF or a bare LF), a header section over
+ * LGW_HTTP1_HEADERS_MAX bytes, a bad Content-Length or chunk size, two framings at once, a
+ * transfer coding other than chunked.
  * The caller keeps one parser per answer; it holds no memory between calls except the pending
  * part of a header line (freed by lgw_http1_release, or once the headers are done).
  */
@@ -59,8 +60,9 @@ void lgw_http1_init(struct lgw_http1_parser *p, lgw_http1_header_fn on_header,
                     lgw_http1_body_fn on_body, void *arg);
 void lgw_http1_release(struct lgw_http1_parser *p);
 
-/* Parses the next len bytes of the answer. *used is set to how many it took (all of them unless
- * DONE, which leaves what follows the answer). */
+/* Parses the next len bytes of the answer. *used is set to how many it took: all of them for
+ * MORE, up to the answer's end for DONE (what follows is not the answer's); after ERROR or
+ * STOPPED it means nothing (the connection cannot be used on). */
 enum lgw_http1_status lgw_http1_feed(struct lgw_http1_parser *p, const char *data, size_t len,
                                      size_t *used);
 

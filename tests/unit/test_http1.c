@@ -543,6 +543,12 @@ static void test_errors(void **state)
                      "not followed by CRLF");
     assert_error_str("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\rX",
                      "not followed by CRLF");
+    /* a CR inside a line (a line ends in CR LF or a bare LF, nothing else) */
+    assert_error_str("HTTP/1.1 200 OK\r\r\n\r\n", "a CR inside a header line");
+    assert_error_str("HTTP/1.1 200 OK\r\nX-A: 1\r\r\n\r\n", "a CR inside a header line");
+    assert_error_str("HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n", "a CR inside a header line");
+    assert_error_str("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\r\nhello\r\n",
+                     "a CR inside a chunk-size line");
 
     /* two equal Content-Length values are one */
     {
@@ -862,6 +868,15 @@ static void test_release(void **state)
     assert_int_equal(lgw_http1_feed(&p, "\r\nbad line\r\n", 12, &used), LGW_HTTP1_ERROR);
     lgw_http1_release(&p);
     assert_null(p.line);
+
+    /* the pending line is freed once the headers end, while the body is still to come */
+    lgw_http1_init(&p, NULL, NULL, NULL);
+    assert_int_equal(lgw_http1_feed(&p, "HTTP/1.1 200 OK\r\nContent-Length: 3\r", 35, &used),
+                     LGW_HTTP1_MORE);
+    assert_non_null(p.line);
+    assert_int_equal(lgw_http1_feed(&p, "\n\r\nab", 5, &used), LGW_HTTP1_MORE);
+    assert_null(p.line);
+    assert_int_equal(lgw_http1_feed(&p, "c", 1, &used), LGW_HTTP1_DONE);
 
     /* a DONE answer holds nothing, whatever way it was cut (no release here: ASan checks) */
     lgw_http1_init(&p, NULL, NULL, NULL);
