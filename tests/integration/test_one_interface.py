@@ -422,6 +422,34 @@ def test_tls_through_an_https_proxy_and_kept_alive(start_gateway, tls_upstream, 
         proxy.stop()
 
 
+def test_plain_http_endpoint_through_http_proxy(start_gateway, tmp_path):
+    # An http:// endpoint goes through the proxy http_proxy names, as a CONNECT tunnel (the
+    # gateway writes its own requests through it), and NO_PROXY can exempt it.
+    upstream = Gateway(config={"access_keys": {KEY_ID: SECRET}})
+    log = tmp_path / "proxy.log"
+    proxy = Helper("--connect-proxy", "--log", str(log))
+    try:
+        env = {"AWS_ACCESS_KEY_ID": KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET,
+               "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path),
+               "AWS_ENDPOINT_URL_LAMBDA": f"http://127.0.0.1:{upstream.port}",
+               "http_proxy": f"http://127.0.0.1:{proxy.port}",
+               "https_proxy": "http://127.0.0.1:1",  # not the one for http
+               "LGW_HTTP_THREADS": "1"}
+        gw = start_gateway(config={"mode": "lambda", "allow": ["echo"]}, env=env)
+        for i in range(3):
+            status, _, data = gw.post("/invoke/echo", json.dumps({"i": i}).encode())
+            assert (status, json.loads(data)) == (200, {"i": i})
+        assert log.read_text().splitlines() == [f"CONNECT 127.0.0.1:{upstream.port}"]
+        gw2 = start_gateway(config={"mode": "lambda", "allow": ["echo"]},
+                            env=dict(env, NO_PROXY="127.0.0.1"))
+        status, _, data = gw2.post("/invoke/echo", b'{"direct":true}')
+        assert (status, json.loads(data)) == (200, {"direct": True})
+        assert len(log.read_text().splitlines()) == 1  # not through the proxy
+    finally:
+        proxy.stop()
+        upstream.stop()
+
+
 # ---- lambda mode start-up: no local counterpart ----
 
 
