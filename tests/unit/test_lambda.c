@@ -1413,6 +1413,33 @@ static void test_idle_connections_are_closed(void **state)
     lambda_free(d);
 }
 
+/* idle_connections counts the kept connections only: a connection closed while it carried a
+ * call (an answer delimited by the close, a failure, a kept one the server dropped as the next
+ * call started on it) was never idle, and its close must not count one down. */
+static void test_idle_count_after_closes(void **state)
+{
+    struct lgw_dispatcher *d = h1_new();
+    struct lgw_lambda_stats st;
+    struct lgw_invocation inv;
+
+    (void)state;
+    /* Closed with its answer: no idle connection, and none counted. */
+    assert_echoed(d, "h1-eof", "{\"n\":1}");
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.idle_connections, 0);
+    /* A kept one: one idle. */
+    assert_echoed(d, "echo", "{}");
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.idle_connections, 1);
+    /* Taken by a call that fails on it (the server hangs up: replaced once, then failed on
+     * the fresh connection): both closed, none idle. */
+    assert_int_equal(call_on(d, &inv, "h1-hangup", "{}"), LGW_ECLIENT);
+    lgw_invocation_release(&inv);
+    lgw_lambda_stats(d, &st);
+    assert_int_equal(st.idle_connections, 0);
+    lambda_free(d);
+}
+
 static void test_h1_large_request_body(void **state)
 {
     struct lgw_dispatcher *d = h1_new();
@@ -1647,6 +1674,7 @@ int main(void)
         T(test_h1_answer_cut_short),
         T(test_h1_large_request_body),
         T(test_idle_connections_are_closed),
+        T(test_idle_count_after_closes),
         T(test_h1_answer_before_the_request_ended),
         T(test_no_allow_list_is_refused),
         T(test_bad_configuration_is_refused),
