@@ -825,6 +825,48 @@ static void test_connection_refused(void **state)
     lambda_free(d);
 }
 
+/* A TLS endpoint whose server takes the connection and never answers the ClientHello: opening
+ * the connection includes its TLS handshake (curl's connect timeout covered it when curl ran
+ * the TLS), so the attempt fails after connect_timeout_ms, not after the function's timeout. */
+static void test_tls_handshake_within_the_connect_timeout(void **state)
+{
+    struct lgw_lambda_options o = base_options();
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t alen = sizeof(a);
+    struct lgw_invocation inv;
+    struct lgw_error e;
+    struct lgw_dispatcher *d;
+    char ep[64];
+    int64_t t0, ms;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    (void)state;
+    /* Listening, never accepting: the kernel completes the TCP handshake, nobody speaks. */
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 16), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+    snprintf(ep, sizeof(ep), "https://127.0.0.1:%d", ntohs(a.sin_port));
+    o.endpoint = ep;
+    o.connect_timeout_ms = 500;
+    o.default_timeout_ms = 4000;
+    o.max_attempts = 1;
+    lgw_error_init(&e);
+    d = lambda_new(NULL, 0, &o, &e);
+    if (!d)
+        fprintf(stderr, "lgw_lambda_new: %s\n", e.message);
+    assert_non_null(d);
+    t0 = now_ms();
+    assert_int_equal(call_on(d, &inv, "echo", "{}"), LGW_ECLIENT);
+    ms = now_ms() - t0;
+    if (ms >= 2000)
+        fprintf(stderr, "the handshake was given %lld ms: %s\n", (long long)ms, inv.err.message);
+    assert_true(ms < 2000);
+    lgw_invocation_release(&inv);
+    lambda_free(d);
+    close(lfd);
+}
+
 static void test_malformed_answers(void **state)
 {
     static const char *const names[] = {"badjson-error", "garbage",     "wrongstatus",
@@ -1655,6 +1697,7 @@ int main(void)
         T(test_slow_answer_past_the_timeout),
         T(test_endpoint_by_host_name),
         T(test_connection_refused),
+        T(test_tls_handshake_within_the_connect_timeout),
         T(test_malformed_answers),
         T(test_service_errors_map_to_codes),
         T(test_allow_list_denies_without_calling),
