@@ -24,6 +24,7 @@ Prints "PORT <n>" on stdout once listening; exits on SIGTERM or when stdin close
 import argparse
 import base64
 import hmac
+import io
 import json
 import os
 import re
@@ -450,7 +451,26 @@ def read_after_answering(hd, n):
     return read_body(hd, n)
 
 
-BODY_READERS = {"h1-slowread": read_slowly, "h1-early": read_after_answering}
+def answer_then_reset(hd, n):
+    """413 with Connection: close at once, before the body was read, then the connection reset
+    (SO_LINGER 0, the body unread): the client's next write fails, while the answer waits in
+    its socket to be read."""
+    # No Nagle: the body must leave before the reset (which drops what was not sent yet).
+    hd.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    error(hd, 413, "RequestTooLargeException",
+          "Request must be smaller than 6291456 bytes for the InvokeFunction operation",
+          headers={"Connection": "close"})
+    hd.wfile.flush()
+    hd.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    hd.rfile.close()
+    hd.wfile.close()
+    hd.connection.close()  # the last reference: the reset goes now
+    hd.rfile, hd.wfile = io.BytesIO(), io.BytesIO()  # for what the handler does afterwards
+    return b""
+
+
+BODY_READERS = {"h1-slowread": read_slowly, "h1-early": read_after_answering,
+                "h1-early-rst": answer_then_reset}
 
 
 SCENARIOS = {
@@ -468,7 +488,7 @@ SCENARIOS = {
     "h1-stale-close": sc_h1_stale_close, "h1-stale-fin": sc_h1_stale_fin,
     "h1-stale-rst": sc_h1_stale_rst, "h1-hangup": sc_h1_hangup, "h1-short": sc_h1_short,
     "h1-short-chunked": sc_h1_short_chunked, "h1-short-head": sc_h1_short_head,
-    "h1-slowread": sc_echo, "h1-early": sc_h1_early,
+    "h1-slowread": sc_echo, "h1-early": sc_h1_early, "h1-early-rst": sc_h1_early,
 }
 
 

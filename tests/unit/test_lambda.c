@@ -1528,6 +1528,37 @@ static void test_h1_answer_before_the_request_ended(void **state)
     free(body);
 }
 
+/* The same early answer on a kept connection, but the server then resets it with the rest of
+ * the request unread: the lane's next write fails while the answer waits in its socket. The
+ * answer is read and is the call's; the request must not go again over a fresh connection (a
+ * kept connection that "closed before answering" is only replaced when nothing came back). */
+static void test_h1_early_answer_then_reset_on_a_kept_connection(void **state)
+{
+    size_t len = LGW_SYNC_PAYLOAD_MAX - 1000;
+    char *body = json_text(len, 6);
+
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct lgw_dispatcher *d = h1_new();
+        struct lgw_invocation inv;
+
+        fake_reset();
+        assert_echoed(d, "echo", "{}"); /* a kept connection for the next call */
+        if (call_on(d, &inv, "h1-early-rst", body) != LGW_ETOOLARGE)
+            fprintf(stderr, "round %d: %s: %s (the request went %ld times)\n", i,
+                    lgw_errc_name(inv.err.code), inv.err.message, fake_requests("h1-early-rst"));
+        assert_int_equal(inv.err.code, LGW_ETOOLARGE);
+        assert_error(&inv, LGW_ETOOLARGE, 413, 413, "RequestTooLargeException");
+        lgw_invocation_release(&inv);
+        if (fake_requests("h1-early-rst") != 1)
+            fprintf(stderr, "round %d: the request went %ld times\n", i,
+                    fake_requests("h1-early-rst"));
+        assert_int_equal(fake_requests("h1-early-rst"), 1);
+        lambda_free(d);
+    }
+    free(body);
+}
+
 /* ---- tests: configuration, signatures, secrets ---- */
 
 static void test_no_allow_list_is_refused(void **state)
@@ -1719,6 +1750,7 @@ int main(void)
         T(test_idle_connections_are_closed),
         T(test_idle_count_after_closes),
         T(test_h1_answer_before_the_request_ended),
+        T(test_h1_early_answer_then_reset_on_a_kept_connection),
         T(test_no_allow_list_is_refused),
         T(test_bad_configuration_is_refused),
         T(test_functions_list),
