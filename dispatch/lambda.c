@@ -136,7 +136,8 @@ struct call {
      * reused connection that closed before answering was already replaced once. */
     struct conn *conn;
     bool connecting, in_deadlines, stale_retried;
-    int64_t deadline_us;
+    int64_t deadline_us;         /* in the deadline list: the attempt's, or the handshake's */
+    int64_t attempt_deadline_us; /* the attempt's, kept while a TLS handshake runs */
     struct call *dprev, *dnext;
     /* The request headers of the current attempt: one buffer of "Name: value" lines (it holds
      * the signature and the session token: wiped before it is freed) and the list nodes curl
@@ -1285,6 +1286,7 @@ struct conn {
     struct conn *prev, *next; /* in the lane's idle list for ep, while idle */
     bool reused;              /* it carried an answer before this attempt */
     int64_t idle_since_us;    /* when it went idle (monotonic) */
+    bool idle;                /* in the lane's idle list */
     bool sent_any;            /* some of this attempt's request went out */
     bool want_out;            /* EPOLLOUT is registered: the request did not fit at once */
     int write_err;            /* errno of a failed write: an answer may still be read */
@@ -1335,6 +1337,9 @@ static void deadline_remove(struct lane *l, struct call *c)
 
 static void idle_unlink(struct lane *l, struct conn *k)
 {
+    if (!k->idle)
+        return;
+    k->idle = false;
     if (k->prev)
         k->prev->next = k->next;
     else if (l->idle[k->ep] == k)
@@ -1350,6 +1355,7 @@ static void idle_unlink(struct lane *l, struct conn *k)
 static void idle_push(struct lane *l, struct conn *k)
 {
     k->idle_since_us = mono_us();
+    k->idle = true;
     k->prev = NULL;
     k->next = l->idle[k->ep];
     if (k->next)
@@ -1378,8 +1384,7 @@ static void conn_close(struct lane *l, struct conn *k)
 {
     struct fdstate *st = fd_state(l, k->fd);
 
-    if (!k->c)
-        idle_unlink(l, k);
+    idle_unlink(l, k); /* if it is idle */
     epoll_ctl(l->epfd, EPOLL_CTL_DEL, k->fd, NULL);
     if (st) {
         st->flags = 0;
@@ -1565,9 +1570,8 @@ static bool conn_write(struct lane *l, struct conn *k)
         }
         if (n <= 0) {
             /* The server may have answered before it read the whole request (and closed):
-             * what it sent is read first; the call fails only without an answer. */
-            if (conn_stale(l, k))
-                return false;
+             * what it sent is read first; the call fails only without an answer, and a kept
+             * connection is replaced (conn_read's end paths) only if nothing came back. */
             k->write_err = n < 0 ? errno : EPIPE;
             conn_want_out(l, k, false);
             conn_read(l, k);
@@ -1650,7 +1654,13 @@ static void conn_handshake(struct lane *l, struct conn *k)
     errno = 0;
     r = SSL_connect(k->ssl);
     if (r == 1) {
+        struct call *c = k->c;
         k->handshaking = false;
+        if (c->deadline_us != c->attempt_deadline_us) {
+            deadline_remove(l, c);
+            c->deadline_us = c->attempt_deadline_us;
+            deadline_insert(l, c);
+        }
         conn_want_out(l, k, false);
         conn_start(l, k, k->c);
         return;
@@ -1884,6 +1894,14 @@ static void conn_connected(struct lane *l, CURL *e, struct call *c, CURLcode rc)
     }
     SSL_set_connect_state(k->ssl);
     k->handshaking = true;
+    /* The handshake is part of connecting: it gets the connect timeout (as it had when curl
+     * ran it), within the attempt's deadline. */
+    c->attempt_deadline_us = c->deadline_us;
+    if (mono_us() + (int64_t)l->d->opt.connect_timeout_ms * 1000 < c->deadline_us) {
+        deadline_remove(l, c);
+        c->deadline_us = mono_us() + (int64_t)l->d->opt.connect_timeout_ms * 1000;
+        deadline_insert(l, c);
+    }
     conn_handshake(l, k);
 }
 
@@ -1909,7 +1927,11 @@ static void conn_expire(struct lane *l, int64_t now_us)
     struct call *c;
 
     while ((c = l->dl_head) && c->deadline_us <= now_us) {
-        if (c->conn) {
+        if (c->conn && c->conn->handshaking) {
+            conn_fail(l, c->conn, CURLE_OPERATION_TIMEDOUT,
+                      "the TLS handshake did not finish within %u ms",
+                      l->d->opt.connect_timeout_ms);
+        } else if (c->conn) {
             conn_fail(l, c->conn, CURLE_OPERATION_TIMEDOUT,
                       "Operation timed out after %ld milliseconds", c->attempt_timeout_ms);
         } else {
