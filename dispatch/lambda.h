@@ -35,11 +35,11 @@
  * A denied call is LGW_EDENIED (403 AccessDeniedException) and never reaches AWS. With no
  * pattern at all, lgw_lambda_new() refuses unless allow_any is set.
  *
- * Timeouts: connect_timeout_ms to connect; each attempt may take the function's timeout (its
- * configured `timeout`, else default_timeout_ms, Lambda's 15-minute maximum, so the gateway never
- * cuts off a function AWS lets run) plus timeout_margin_ms (AWS's own overhead: init up to 10 s,
- * queueing). An attempt that times out after its request was sent is LGW_ECLIENT_TIMEOUT (504)
- * and is not retried: the function may still be running.
+ * Timeouts: connect_timeout_ms to connect, and as much again for the TLS handshake; each attempt
+ * may take the function's timeout (its configured `timeout`, else default_timeout_ms, Lambda's
+ * 15-minute maximum, so the gateway never cuts off a function AWS lets run) plus timeout_margin_ms
+ * (AWS's own overhead: init up to 10 s, queueing). An attempt that times out after its request was
+ * sent is LGW_ECLIENT_TIMEOUT (504) and is not retried: the function may still be running.
  *
  * Retries: throttling (429, waiting at least its Retry-After), 5xx answers that show the
  * function did not run (no X-Amz-Function-Error, no X-Amz-Executed-Version), and failures to
