@@ -140,8 +140,8 @@ struct call {
     int64_t attempt_deadline_us; /* the attempt's, kept while a TLS handshake runs */
     struct call *dprev, *dnext;
     /* The request headers of the current attempt: one buffer of "Name: value" lines (it holds
-     * the signature and the session token: wiped before it is freed) and the list nodes curl
-     * reads them through, so an attempt costs one allocation instead of two per header. */
+     * the signature and the session token: wiped before it is freed) and the list nodes that
+     * link them (conn_start writes them out), so an attempt costs one allocation. */
     char *hbuf;
     size_t hbuf_len;
     struct curl_slist hnodes[CALL_HEADERS_MAX]; /* (curl's list type, for its lines) */
@@ -503,7 +503,7 @@ static const struct target *find_target(const struct lambda *d, const char *name
     return NULL;
 }
 
-/* ---- headers for curl: secrets wiped before free ---- */
+/* ---- request headers: secrets wiped before free ---- */
 
 struct hdr {
     const char *name, *value; /* value NULL: name is the whole line ("Expect:") */
@@ -551,7 +551,7 @@ static int headers_build(struct call *c, const struct hdr *h, size_t n)
     return 0;
 }
 
-/* ---- answers: curl callbacks ---- */
+/* ---- answers: what the parser hands over ---- */
 
 static void answer_reset(struct answer *a)
 {
@@ -1100,12 +1100,8 @@ static void answer_transport(struct lane *l, struct call *c, CURLcode rc, bool s
     case CURLE_OUT_OF_MEMORY:
         lgw_error_set(e, LGW_EINTERNAL, "out of memory calling Lambda");
         goto done;
-    case CURLE_WEIRD_SERVER_REPLY:
-    case CURLE_UNSUPPORTED_PROTOCOL: /* an HTTP/0.9 answer: not HTTP at all */
-    case CURLE_PARTIAL_FILE:
-    case CURLE_BAD_CONTENT_ENCODING:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
+    case CURLE_WEIRD_SERVER_REPLY: /* http1.c refused the answer */
+    case CURLE_PARTIAL_FILE:       /* it ended early */
         malformed(c, detail);
         goto done;
     default:
@@ -1134,11 +1130,10 @@ static void on_complete(struct lane *l, CURL *easy, CURLcode rc)
 /* ---- lanes ---- */
 
 /*
- * The lane's epoll set, kept in step with what curl waits for at the fewest system calls. A
- * kept-alive connection goes from "wait for the answer" to "removed" and back on every call;
- * its socket stays in the epoll set meanwhile (curl no longer wanting it is only noted), so a
- * call on a reused connection costs no epoll_ctl at all. An event on a socket curl does not want
- * (the upstream closing an idle connection) takes it out then.
+ * The lane's epoll set holds the conns' sockets (FD_CONN, see "connections" below) and the
+ * sockets curl waits for while it opens a connection, kept in step with what curl asks at the
+ * fewest system calls: a socket curl stops wanting stays in the set (only noted) until an event
+ * on it or its close takes it out.
  * Only sockets curl opened through on_open (its connections) are handled so; any other socket
  * curl waits for (the threaded resolver's socket pair, closed behind our back) is added and
  * removed as curl says. on_open resets the state of the socket's number, and connections are
@@ -2037,7 +2032,7 @@ static unsigned lane_start(struct lane *l, struct call *c)
         attempt_submit(l, c);
     else
         call_finish(l, c);
-    lane_timers(l); /* curl_multi_add_handle asked for an immediate run: the request goes now */
+    lane_timers(l); /* a new connection's connect-only transfer asked for an immediate run */
     return lane_unlock(l);
 }
 
